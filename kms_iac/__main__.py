@@ -1,0 +1,3 @@
+from kms_iac.cli.main import main
+
+main()

@@ -1,0 +1,318 @@
+"""The backend core: one dispatcher in front of every KMS operation.
+
+Both front doors (the HTTP server and the embedded boto3 client) call
+:meth:`Backend.handle`. It validates the request against botocore's service model,
+runs scheduled work that has fallen due (deletion windows, automatic rotation),
+resolves keys, applies the key-state table, calls the operation, and appends the
+call to the audit log whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from kms_iac.backend import keystate
+from kms_iac.backend.audit import AuditLog
+from kms_iac.backend.clock import DAY, Clock
+from kms_iac.backend.context import RequestContext
+from kms_iac.backend.crypto import MaterialWrapper, load_or_create_root_key
+from kms_iac.backend.errors import (
+    DryRunOperationException,
+    KMSError,
+    KMSInternalException,
+    NotFoundException,
+    ThrottlingException,
+    UnsupportedOperationException,
+)
+from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, KeyRef, alias_arn, key_arn, parse_key_ref
+from kms_iac.backend.model import operation as model_operation
+from kms_iac.backend.model import parse_request
+from kms_iac.backend.signature import context_from_signature
+from kms_iac.backend.ops import OpSpec, load_all
+from kms_iac.backend.store import KeyRecord, Material, Store
+from kms_iac.backend.throttle import RateLimiter
+
+log = logging.getLogger("kms_iac.backend")
+
+DEFAULT_ACCOUNT = "111122223333"
+DEFAULT_REGION = "us-east-1"
+DB_FILE = "kms.sqlite3"
+USAGE_FLUSH_SECONDS = 1.0
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("KMS_IAC_DATA_DIR") or ".kms-iac")
+
+
+def _dry_run(params: dict) -> None:
+    if params.get("DryRun"):
+        raise DryRunOperationException("The request would have succeeded, but the DryRun option is set.")
+
+
+class Call:
+    """One request in flight: what an operation function may use."""
+
+    def __init__(self, backend: "Backend", ctx: RequestContext, now: float, operation: str) -> None:
+        self.backend = backend
+        self.ctx = ctx
+        self.now = now
+        self.operation = operation
+        self.conn: sqlite3.Connection | None = None
+        self.resources: list[str] = []
+
+    @property
+    def store(self) -> Store:
+        return self.backend.store
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """The request's write transaction (opened on first use for read-mostly operations)."""
+        if self.conn is not None:
+            yield self.conn
+            return
+        with self.store.write() as c:
+            self.conn = c
+            try:
+                yield c
+            finally:
+                self.conn = None
+
+    # -- key resolution ---------------------------------------------------------------
+
+    def resolve(self, raw: str, *, allow_alias: bool = True) -> KeyRecord:
+        """Find the key ``raw`` names (id, ARN, alias, alias ARN), as AWS resolves a KeyId."""
+        ref = parse_key_ref(raw)
+        if ref is None or (ref.kind == "alias" and not allow_alias):
+            raise NotFoundException(f"Invalid keyId '{raw}'")
+        if ref.region is not None and ref.region != self.ctx.region:
+            raise NotFoundException(f"Invalid arn {ref.region}")
+        region = self.ctx.region
+        account = ref.account or self.ctx.account
+        if ref.kind == "alias":
+            alias = self.store.get_alias(account, region, ref.name)
+            if alias is None and ref.name.startswith(AWS_ALIAS_PREFIX) and account == self.ctx.account:
+                return self.backend.aws_managed_key(self, ref.name, region)
+            if alias is None:
+                raise NotFoundException(f"Alias {alias_arn(region, account, ref.name)} is not found.")
+            key = self.store.get_key(alias.key_id, region)
+        else:
+            key = self.store.get_key(ref.name, region)
+            if key is not None and ref.account is not None and key.account != ref.account:
+                key = None
+        if key is None:
+            kid = ref.name if ref.kind == "key" else alias.key_id  # type: ignore[union-attr]
+            raise NotFoundException(f"Key '{key_arn(region, account, kid)}' does not exist")
+        return key
+
+    def key(self, raw: str, operation: str | None = None, *, allow_alias: bool = True) -> KeyRecord:
+        """Resolve, then apply the key-state table and authorization for ``operation``."""
+        key = self.resolve(raw, allow_alias=allow_alias)
+        self.admit(key, operation or self.operation)
+        return key
+
+    def admit(self, key: KeyRecord, operation: str) -> None:
+        if key.arn not in self.resources:
+            self.resources.append(key.arn)
+        keystate.check(operation, key)
+        authorizer = self.backend.authorizer
+        if authorizer is not None:
+            authorizer(self, operation, key)
+
+    # -- material ---------------------------------------------------------------------
+
+    def material(self, key: KeyRecord, version: int | None = None) -> tuple[int, bytes] | None:
+        v = key.current_version if version is None else version
+        m = self.backend.material_cache_get(key, v)
+        if m is None:
+            return None
+        return v, m
+
+    def record_use(self, key: KeyRecord, operation: str | None = None) -> None:
+        self.backend.note_usage(key, operation or self.operation, self.now, self.ctx)
+
+
+class Backend:
+    """The local KMS: a store, a root key, an audit log and the operations over them."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        region: str = DEFAULT_REGION,
+        account: str = DEFAULT_ACCOUNT,
+        clock: Clock | None = None,
+        requests_per_second: float | None = None,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.region = region
+        self.account = account
+        self.clock = clock or Clock()
+        self.store = Store(self.data_dir / DB_FILE, synchronous=synchronous)
+        self.wrapper = MaterialWrapper(load_or_create_root_key(self.data_dir))
+        self.audit = AuditLog(self.data_dir)
+        self.throttle = RateLimiter(requests_per_second) if requests_per_second else None
+        self.authorizer = None  # set by the authorization layer when principals are configured
+        self.authenticator = None  # SigV4 verification against a principals file, when configured
+        self.lockout_check = None  # policy lockout safety check, set with the authorization layer
+        self.operations: dict[str, OpSpec] = load_all()
+        self._plain: dict[tuple[str, str, int], bytes] = {}
+        self._plain_version = -1
+        self._usage: dict[tuple[str, str], tuple] = {}
+        self._usage_lock = threading.Lock()
+        self._usage_flushed = time.monotonic()
+
+    def authenticate(self, ctx: RequestContext, headers: dict[str, str], method: str, path: str, body: bytes) -> RequestContext:
+        """Who signed this request (headers lower-cased). Replaced when a principals file is loaded."""
+        if self.authenticator is not None:
+            return self.authenticator(ctx, headers, method, path, body)
+        return context_from_signature(ctx, headers)
+
+    def context(self, **kw: Any) -> RequestContext:
+        """A root-of-the-default-account request context (what unsigned embedded calls get)."""
+        return RequestContext.root(kw.pop("account", self.account), kw.pop("region", self.region), **kw)
+
+    # -- the dispatcher ---------------------------------------------------------------
+
+    def handle(self, operation: str, body: Any, ctx: RequestContext) -> dict:
+        """Run one KMS operation; raise a :class:`KMSError` for every refusal."""
+        now = self.clock.now()
+        call = Call(self, ctx, now, operation)
+        params: dict | None = None
+        try:
+            if self.throttle is not None and not self.throttle.allow():
+                raise ThrottlingException(
+                    "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
+                )
+            spec = self.operations.get(operation)
+            if spec is None:
+                model_operation(operation)  # UnknownOperationException for names KMS does not have
+                raise UnsupportedOperationException(f"{operation} is not supported by the kms-iac local backend.")
+            params = parse_request(operation, body)
+            with self.store.lock:
+                self.store.refresh()
+                self._run_due_work(now)
+                if spec.mutates:
+                    with call.write():
+                        result = self._invoke(spec, call, params)
+                        _dry_run(params)  # raising here rolls the transaction back
+                else:
+                    result = self._invoke(spec, call, params)
+                    _dry_run(params)
+            self._maybe_flush_usage()
+            self.audit.record(ctx, operation, now, params, result, resources=call.resources)
+            return result
+        except KMSError as err:
+            self.audit.record(ctx, operation, now, params, None, err.code, err.message, call.resources)
+            raise
+        except Exception as exc:  # a bug: answer as AWS does, keep the details in our log only
+            log.exception("internal error in %s", operation)
+            err = KMSInternalException("An internal error has occurred.")
+            self.audit.record(ctx, operation, now, params, None, err.code, f"{type(exc).__name__}", call.resources)
+            raise err from exc
+
+    def _invoke(self, spec: OpSpec, call: Call, params: dict) -> dict:
+        if spec.key_param is None:
+            return spec.handler(call, params)
+        key = call.key(params[spec.key_param])
+        return spec.handler(call, params, key)
+
+    # -- material ---------------------------------------------------------------------
+
+    def material_cache_get(self, key: KeyRecord, version: int) -> bytes | None:
+        if self._plain_version != self.store.generation:
+            self._plain = {}
+            self._plain_version = self.store.generation
+        ck = (key.key_id, key.region, version)
+        plain = self._plain.get(ck)
+        if plain is not None:
+            return plain
+        m = self.store.get_material(key.key_id, key.region, version)
+        if m is None:
+            return None
+        plain = self.wrapper.unwrap(key.key_id, version, m.wrapped)
+        self._plain[ck] = plain
+        return plain
+
+    def add_material(
+        self, c: sqlite3.Connection, key: KeyRecord, when: float, rotation_type: str | None, material: bytes | None = None
+    ) -> int:
+        """Store a new version of ``key``'s material (wrapped) and make it current."""
+        version = key.current_version + 1
+        plain = material if material is not None else os.urandom(32)
+        self.store.add_material(
+            c,
+            key.key_id,
+            key.region,
+            Material(version, os.urandom(32).hex(), self.wrapper.wrap(key.key_id, version, plain), when, rotation_type),
+        )
+        self.store.update_key(c, key, current_version=version)
+        return version
+
+    def forget_material(self, key_id: str, region: str) -> None:
+        for ck in [ck for ck in self._plain if ck[0] == key_id and ck[1] == region]:
+            del self._plain[ck]
+
+    # -- scheduled work: deletion windows and automatic rotation ------------------------
+
+    def _run_due_work(self, now: float) -> None:
+        due = self.store.next_due()
+        if due is None or due > now:
+            return
+        with self.store.write() as c:
+            for key in self.store.all_keys():
+                if key.state == keystate.PENDING_DELETION and key.deletion_date is not None and key.deletion_date <= now:
+                    self.store.delete_key(c, key.key_id, key.region)
+                    self.forget_material(key.key_id, key.region)
+                elif key.state == keystate.ENABLED and key.rotation_enabled and key.rotation_period and key.rotation_anchor:
+                    period = key.rotation_period * DAY
+                    while key.rotation_anchor + period <= now:
+                        when = key.rotation_anchor + period
+                        self.add_material(c, key, when, "AUTOMATIC")
+                        self.store.update_key(c, key, rotation_anchor=when)
+
+    # -- AWS managed keys -------------------------------------------------------------
+
+    def aws_managed_key(self, call: Call, alias_name: str, region: str) -> KeyRecord:
+        from kms_iac.backend.ops.keys import create_aws_managed_key
+
+        return create_aws_managed_key(call, alias_name, region)
+
+    # -- last-usage tracking ------------------------------------------------------------
+
+    def note_usage(self, key: KeyRecord, operation: str, when: float, ctx: RequestContext) -> None:
+        with self._usage_lock:
+            self._usage[(key.key_id, key.region)] = (when, operation, ctx.event_id, ctx.request_id)
+
+    def _maybe_flush_usage(self) -> None:
+        if self._usage and time.monotonic() - self._usage_flushed >= USAGE_FLUSH_SECONDS:
+            self.flush_usage()
+
+    def flush_usage(self) -> None:
+        """Write buffered last-usage records (batched: a write per crypto call would halve throughput)."""
+        with self._usage_lock:
+            pending, self._usage = self._usage, {}
+            self._usage_flushed = time.monotonic()
+        if not pending:
+            return
+        with self.store.lock, self.store.write() as c:
+            c.executemany(
+                "UPDATE keys SET last_used_at=?, last_used_op=?, last_used_event=?, last_used_request=? "
+                "WHERE key_id=? AND region=? AND (last_used_at IS NULL OR last_used_at<=?)",
+                [(w, op, ev, rq, kid, reg, w) for (kid, reg), (w, op, ev, rq) in pending.items()],
+            )
+
+    def close(self) -> None:
+        try:
+            self.flush_usage()
+        finally:
+            self.store.close()
+            self.audit.close()

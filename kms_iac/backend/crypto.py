@@ -1,0 +1,117 @@
+"""Key material at rest and the ciphertext blob format.
+
+Material is wrapped under a root key (AES-256-GCM) so no plaintext key material lands
+in the data dir. Ciphertext blobs carry the key id and material version in an
+authenticated header; the encryption context is bound in as additional data, so a
+blob cannot be altered, truncated, moved to another key or decrypted with another
+context undetected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+ROOT_KEY_FILE = "root.key"
+BLOB_MAGIC = b"KIAC"
+BLOB_FORMAT = 1
+NONCE_LEN = 12
+TAG_LEN = 16
+
+
+class NotOurFormat(ValueError):
+    """The blob was not produced by this backend at all."""
+
+
+class AuthenticationFailed(ValueError):
+    """The blob is ours but was altered, truncated, or used with the wrong context."""
+
+
+def load_or_create_root_key(data_dir: Path) -> bytes:
+    """Create the root key once (mode 0600, O_EXCL so racing processes agree) and read it."""
+    path = data_dir / ROOT_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(200):
+            raw = path.read_bytes()
+            if len(raw) == 32:
+                return raw
+            time.sleep(0.01)  # another process is still writing it
+        raise RuntimeError(f"{path} is not a 32-byte root key")
+    key = os.urandom(32)
+    tmp_written = os.write(fd, key)
+    os.fsync(fd)
+    os.close(fd)
+    if tmp_written != 32:
+        raise RuntimeError(f"short write to {path}")
+    return key
+
+
+class MaterialWrapper:
+    """Wraps per-key material under the root key, bound to the key id and version."""
+
+    def __init__(self, root_key: bytes) -> None:
+        self._aead = AESGCM(root_key)
+
+    def wrap(self, key_id: str, version: int, material: bytes) -> bytes:
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + self._aead.encrypt(nonce, material, f"{key_id}#{version}".encode())
+
+    def unwrap(self, key_id: str, version: int, wrapped: bytes) -> bytes:
+        return self._aead.decrypt(wrapped[:NONCE_LEN], wrapped[NONCE_LEN:], f"{key_id}#{version}".encode())
+
+
+def context_bytes(context: dict[str, str] | None) -> bytes:
+    """Canonical form of an encryption context: order of keys never matters, as in AWS."""
+    if not context:
+        return b""
+    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    key_id: str
+    version: int
+    raw: bytes  # the header bytes, authenticated as additional data
+
+
+def _header(key_id: str, version: int, nonce: bytes) -> bytes:
+    kid = key_id.encode()
+    return BLOB_MAGIC + bytes([BLOB_FORMAT, len(kid)]) + kid + struct.pack(">I", version) + nonce
+
+
+def seal(material: bytes, key_id: str, version: int, plaintext: bytes, context: dict | None) -> bytes:
+    nonce = os.urandom(NONCE_LEN)
+    header = _header(key_id, version, nonce)
+    return header + AESGCM(material).encrypt(nonce, plaintext, header + context_bytes(context))
+
+
+def read_header(blob: bytes) -> BlobHeader:
+    if len(blob) < 6 or blob[:4] != BLOB_MAGIC or blob[4] != BLOB_FORMAT:
+        raise NotOurFormat()
+    n = blob[5]
+    end = 6 + n + 4 + NONCE_LEN
+    if len(blob) < end + TAG_LEN:
+        raise AuthenticationFailed()
+    try:
+        key_id = blob[6 : 6 + n].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed() from None
+    (version,) = struct.unpack(">I", blob[6 + n : 10 + n])
+    return BlobHeader(key_id, version, blob[:end])
+
+
+def open_blob(material: bytes, header: BlobHeader, blob: bytes, context: dict | None) -> bytes:
+    nonce = header.raw[-NONCE_LEN:]
+    try:
+        return AESGCM(material).decrypt(nonce, blob[len(header.raw) :], header.raw + context_bytes(context))
+    except InvalidTag:
+        raise AuthenticationFailed() from None

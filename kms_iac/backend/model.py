@@ -1,0 +1,162 @@
+"""Request validation against botocore's own KMS service model.
+
+botocore ships every operation's shapes, required members, min/max, enums and
+patterns; validating against it keeps the backend in step with the real API without
+hand-written checks, and yields AWS's ``1 validation error detected: ...`` messages.
+Type errors (a string where a number belongs) are ``SerializationException``, as the
+JSON 1.1 protocol reports them; constraint violations are ``ValidationException``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from functools import lru_cache
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, Shape
+
+from kms_iac.backend.errors import SerializationException, UnknownOperationException, ValidationException
+
+PROTOCOL_PREFIX = "TrentService."
+
+
+@lru_cache(maxsize=1)
+def service_model():
+    return botocore.session.get_session().get_service_model("kms")
+
+
+@lru_cache(maxsize=None)
+def operation(name: str) -> OperationModel:
+    model = service_model()
+    if name not in model.operation_names:
+        raise UnknownOperationException(None)
+    return model.operation_model(name)
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v).strip("'") for v in value) + "]"
+    if isinstance(value, bool):
+        return "'" + ("true" if value else "false") + "'"
+    return f"'{value}'"
+
+
+@lru_cache(maxsize=None)
+def _pattern(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+class _Checker:
+    """Walks one request against its input shape, collecting AWS-style violations."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+
+    def fail(self, value: Any, path: str, constraint: str, sensitive: bool) -> None:
+        shown = "" if sensitive else (" null" if value is None else " " + _show(value))
+        self.violations.append(f"Value{shown} at '{path}' failed to satisfy constraint: Member must {constraint}")
+
+    def structure(self, shape: Shape, value: Any, path: str) -> dict:
+        if not isinstance(value, dict):
+            raise SerializationException(f"Expected a JSON object at '{path or 'request'}'")
+        out: dict = {}
+        for name, member in shape.members.items():
+            mpath = f"{path}.{_camel(name)}" if path else _camel(name)
+            if name not in value or value[name] is None:
+                if name in shape.required_members:
+                    self.fail(None, mpath, "not be null", False)
+                continue
+            out[name] = self.value(member, value[name], mpath)
+        return out
+
+    def value(self, shape: Shape, value: Any, path: str) -> Any:
+        kind = shape.type_name
+        meta = shape.metadata
+        sensitive = bool(meta.get("sensitive"))
+        if kind == "structure":
+            return self.structure(shape, value, path)
+        if kind == "list":
+            if not isinstance(value, list):
+                raise SerializationException(f"Expected a list at '{path}'")
+            self._length(shape, value, len(value), path, sensitive)
+            return [self.value(shape.member, v, f"{path}.{i + 1}.member") for i, v in enumerate(value)]
+        if kind == "map":
+            if not isinstance(value, dict):
+                raise SerializationException(f"Expected a map at '{path}'")
+            self._length(shape, value, len(value), path, sensitive)
+            out = {}
+            for k, v in value.items():
+                out[self.value(shape.key, k, f"{path}.key")] = self.value(shape.value, v, f"{path}.value")
+            return out
+        if kind == "string":
+            if not isinstance(value, str):
+                raise SerializationException(f"Expected a string at '{path}'")
+            self._length(shape, value, len(value), path, sensitive)
+            enum = shape.enum
+            if enum and value not in enum:
+                self.fail(value, path, "satisfy enum value set: [" + ", ".join(enum) + "]", sensitive)
+            pat = meta.get("pattern")
+            if pat and not _pattern(pat).fullmatch(value):
+                self.fail(value, path, f"satisfy regular expression pattern: {pat}", sensitive)
+            return value
+        if kind in ("integer", "long"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise SerializationException(f"Expected an integer at '{path}'")
+            if "min" in meta and value < meta["min"]:
+                self.fail(value, path, f"have value greater than or equal to {meta['min']}", sensitive)
+            if "max" in meta and value > meta["max"]:
+                self.fail(value, path, f"have value less than or equal to {meta['max']}", sensitive)
+            return value
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise SerializationException(f"Expected a boolean at '{path}'")
+            return value
+        if kind == "blob":
+            if not isinstance(value, str):
+                raise SerializationException(f"Expected base64-encoded binary data at '{path}'")
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise SerializationException(f"Invalid base64 binary data at '{path}'") from None
+            self._length(shape, raw, len(raw), path, sensitive)
+            return raw
+        if kind == "timestamp":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SerializationException(f"Expected a timestamp at '{path}'")
+            return value
+        return value
+
+    def _length(self, shape: Shape, value: Any, n: int, path: str, sensitive: bool) -> None:
+        meta = shape.metadata
+        shown = value if isinstance(value, (str, list)) else None
+        if "min" in meta and n < meta["min"]:
+            self.fail(shown, path, f"have length greater than or equal to {meta['min']}", sensitive or shown is None)
+        if "max" in meta and n > meta["max"]:
+            self.fail(shown, path, f"have length less than or equal to {meta['max']}", sensitive or shown is None)
+
+
+def validation_error(violations: list[str]) -> ValidationException:
+    n = len(violations)
+    return ValidationException(f"{n} validation error{'s' if n != 1 else ''} detected: " + "; ".join(violations))
+
+
+def parse_request(op_name: str, body: Any) -> dict:
+    """Type-check and constraint-check ``body``; return it with blobs decoded to bytes."""
+    op = operation(op_name)
+    checker = _Checker()
+    if op.input_shape is None:
+        return {}
+    params = checker.structure(op.input_shape, body if body is not None else {}, "")
+    if checker.violations:
+        raise validation_error(checker.violations)
+    return params

@@ -1,0 +1,106 @@
+"""Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases."""
+
+from __future__ import annotations
+
+from kms_iac.backend.core import Call
+from kms_iac.backend.errors import (
+    AlreadyExistsException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
+from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, alias_arn, parse_key_ref
+from kms_iac.backend.ops import operation
+from kms_iac.backend.ops.pagination import paginate
+from kms_iac.backend.store import KeyRecord
+
+
+def _check_name(call: Call, name: str) -> None:
+    if not name.startswith("alias/") or name == "alias/":
+        raise ValidationException("Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
+    if name.startswith(AWS_ALIAS_PREFIX):
+        raise NotAuthorizedException(None)  # AWS answers reserved names with a bare NotAuthorizedException
+
+
+def _target(call: Call, raw: str) -> KeyRecord:
+    """The key an alias will name: a key id or key ARN, never another alias."""
+    ref = parse_key_ref(raw)
+    if ref is not None and ref.kind == "alias":
+        raise ValidationException("Aliases must refer to keys. Not aliases")
+    key = call.key(raw, allow_alias=False)
+    if key.key_manager == "AWS":
+        raise ValidationException(f"Cannot point an alias at the AWS managed key {key.arn}")
+    if key.region != call.ctx.region or key.account != call.ctx.account:
+        raise NotFoundException(f"Key '{key.arn}' does not exist")
+    return key
+
+
+@operation("CreateAlias", mutates=True)
+def create_alias(call: Call, params: dict) -> dict:
+    name = params["AliasName"]
+    _check_name(call, name)
+    key = _target(call, params["TargetKeyId"])
+    if call.store.get_alias(call.ctx.account, call.ctx.region, name) is not None:
+        raise AlreadyExistsException(f"An alias with the name {alias_arn(call.ctx.region, call.ctx.account, name)} already exists")
+    call.conn.execute(
+        "INSERT INTO aliases (account, region, name, key_id, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+        (call.ctx.account, call.ctx.region, name, key.key_id, call.now, call.now),
+    )
+    return {}
+
+
+@operation("UpdateAlias", mutates=True)
+def update_alias(call: Call, params: dict) -> dict:
+    name = params["AliasName"]
+    _check_name(call, name)
+    alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
+    if alias is None:
+        raise NotFoundException(f"Alias {alias_arn(call.ctx.region, call.ctx.account, name)} is not found.")
+    key = _target(call, params["TargetKeyId"])
+    current = call.store.get_key(alias.key_id, call.ctx.region)
+    if current is not None and (current.key_usage != key.key_usage or current.key_spec != key.key_spec):
+        raise ValidationException(
+            f"{key.arn} has key usage {key.key_usage} and key spec {key.key_spec}, but the alias currently points to "
+            f"a key with key usage {current.key_usage} and key spec {current.key_spec}."
+        )
+    call.conn.execute(
+        "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND region=? AND name=?",
+        (key.key_id, call.now, call.ctx.account, call.ctx.region, name),
+    )
+    return {}
+
+
+@operation("DeleteAlias", mutates=True)
+def delete_alias(call: Call, params: dict) -> dict:
+    name = params["AliasName"]
+    _check_name(call, name)
+    alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
+    if alias is None:
+        raise NotFoundException(f"Alias {alias_arn(call.ctx.region, call.ctx.account, name)} is not found.")
+    key = call.store.get_key(alias.key_id, alias.region)
+    if key is not None:
+        call.admit(key, "DeleteAlias")
+    call.conn.execute("DELETE FROM aliases WHERE account=? AND region=? AND name=?", (call.ctx.account, call.ctx.region, name))
+    return {}
+
+
+@operation("ListAliases")
+def list_aliases(call: Call, params: dict) -> dict:
+    key_id = None
+    if params.get("KeyId") is not None:
+        key_id = call.key(params["KeyId"], allow_alias=False).key_id
+    aliases = call.store.list_aliases(call.ctx.account, call.ctx.region, key_id)
+    page, extra = paginate(aliases, params, sort_key=lambda a: a.name, default_limit=50)
+    return {
+        "Aliases": [
+            {
+                "AliasName": a.name,
+                "AliasArn": a.arn,
+                "TargetKeyId": a.key_id,
+                "CreationDate": a.created,
+                "LastUpdatedDate": a.updated,
+            }
+            for a in page
+        ],
+        **extra,
+    }

@@ -1,0 +1,76 @@
+"""The KMS JSON 1.1 wire protocol, shared by the HTTP server and the embedded client.
+
+Both front doors hand raw headers and body bytes to :func:`handle_http`, so a request
+gets the same answer, byte for byte, whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Mapping
+
+from kms_iac.backend.core import Backend
+from kms_iac.backend.errors import (
+    KMSError,
+    SerializationException,
+    UnknownOperationException,
+    ValidationException,
+)
+
+TARGET_PREFIX = "TrentService."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+def encode(doc: dict) -> bytes:
+    return json.dumps(doc, default=_json_default, separators=(",", ":")).encode()
+
+
+def error_response(err: KMSError, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": request_id}
+    return err.status, headers, encode(err.to_body())
+
+
+def lower_headers(headers: Mapping[str, str] | list[tuple[str, str]]) -> dict[str, str]:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {k.lower(): v for k, v in items}
+
+
+def handle_http(
+    backend: Backend,
+    headers: Mapping[str, str],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    method: str = "POST",
+    path: str = "/",
+) -> tuple[int, dict[str, str], bytes]:
+    """Answer one HTTP request: (status, headers, body). Never raises."""
+    h = lower_headers(headers)
+    ctx = backend.context(source_ip=source_ip, user_agent=h.get("user-agent", ""), source_vpce=h.get("x-kms-iac-source-vpce"))
+    try:
+        if method != "POST":
+            raise UnknownOperationException(None)
+        if len(body) > MAX_BODY_BYTES:
+            raise ValidationException(f"Request body of {len(body)} bytes exceeds the maximum of {MAX_BODY_BYTES} bytes.")
+        target = h.get("x-amz-target", "")
+        if not target.startswith(TARGET_PREFIX):
+            raise UnknownOperationException(None)
+        operation = target[len(TARGET_PREFIX):]
+        ctx = backend.authenticate(ctx, h, method, path, body)
+        try:
+            doc = json.loads(body) if body.strip() else {}
+        except (ValueError, RecursionError):
+            raise SerializationException("Malformed JSON: the request body could not be parsed.") from None
+        if not isinstance(doc, dict):
+            raise SerializationException("Expected a JSON object as the request body.")
+        result = backend.handle(operation, doc, ctx)
+        return 200, {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": ctx.request_id}, encode(result)
+    except KMSError as err:
+        return error_response(err, ctx.request_id)

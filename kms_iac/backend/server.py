@@ -1,0 +1,179 @@
+"""The HTTP front door: KMS JSON 1.1 over HTTP/1.1 with keep-alive.
+
+An asyncio protocol with httptools' C parser: requests are answered in the event loop
+(the work per request is microseconds of crypto and a cached SQLite read), which is
+what lets one Python process outrun moto's threaded WSGI server. Parser errors get a
+400 and a closed connection, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+
+import httptools
+
+from kms_iac.backend.clock import OffsetClock
+from kms_iac.backend.core import Backend
+from kms_iac.backend.errors import KMSError, ValidationException
+from kms_iac.backend.protocol import MAX_BODY_BYTES, encode, error_response, handle_http
+
+ADMIN_TARGET = "KmsIacAdmin."
+_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large", 500: b"Internal Server Error"}
+
+
+def _response(status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> bytes:
+    lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Error"))]
+    for k, v in headers.items():
+        lines.append(f"{k}: {v}".encode("latin-1"))
+    lines.append(b"Content-Length: %d" % len(body))
+    if not keep_alive:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class KmsHttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: "KmsServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = "127.0.0.1"
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.body_len = 0
+        self.too_large = False
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = peer[0]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(ValidationException("HTTP upgrade is not supported."))
+        except httptools.HttpParserError:
+            self._fail(ValidationException("Malformed HTTP request."))
+
+    def _fail(self, err: KMSError) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            status, headers, body = error_response(err, "-")
+            self.transport.write(_response(status, headers, body, keep_alive=False))
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self.body_len += len(body)
+        if self.body_len > MAX_BODY_BYTES:
+            self.too_large = True
+            self.body = []
+        elif not self.too_large:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        keep_alive = self.parser.should_keep_alive()
+        method = self.parser.get_method().decode("latin-1")
+        headers = {k.lower(): v for k, v in self.headers}
+        if self.too_large:
+            err = ValidationException(f"Request body of {self.body_len} bytes exceeds the maximum of {MAX_BODY_BYTES} bytes.")
+            status, rheaders, rbody = error_response(err, "-")
+            keep_alive = False
+        elif headers.get("x-amz-target", "").startswith(ADMIN_TARGET):
+            status, rheaders, rbody = self.server.admin(headers["x-amz-target"][len(ADMIN_TARGET):], b"".join(self.body))
+        else:
+            path = self.url.decode("latin-1").split("?", 1)[0]
+            status, rheaders, rbody = handle_http(self.server.backend, headers, b"".join(self.body), self.peer, method, path)
+        self.transport.write(_response(status, rheaders, rbody, keep_alive))
+        if not keep_alive:
+            self.transport.close()
+
+
+class KmsServer:
+    """Owns the backend and the listening socket; stops cleanly on SIGTERM/SIGINT."""
+
+    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 4599, clock_control: bool = False) -> None:
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.clock_control = clock_control
+        self._server: asyncio.base_events.Server | None = None
+        self._flusher: asyncio.Task | None = None
+
+    def admin(self, action: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Test-only controls (enabled with ``--clock-control``): move the backend's clock."""
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        if not self.clock_control or not isinstance(self.backend.clock, OffsetClock):
+            return 400, headers, encode({"__type": "UnknownOperationException"})
+        try:
+            doc = json.loads(body or b"{}")
+            if action == "AdvanceClock":
+                now = self.backend.clock.advance(float(doc.get("Seconds", 0)))
+                return 200, headers, encode({"Now": now})
+            if action == "GetClock":
+                return 200, headers, encode({"Now": self.backend.clock.now()})
+        except (ValueError, TypeError, AttributeError):
+            return 400, headers, encode({"__type": "SerializationException", "message": "Bad admin request"})
+        return 400, headers, encode({"__type": "UnknownOperationException"})
+
+    async def _flush_usage_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.backend.flush_usage()
+            except Exception:  # the store is busy or closing; try again next tick
+                pass
+
+    async def serve(self, ready_line: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port, reuse_address=True, backlog=1024)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        if ready_line:
+            print(f"listening on http://{self.host}:{self.port}", flush=True)
+        self._flusher = asyncio.create_task(self._flush_usage_periodically())
+        await stop.wait()
+        self._server.close()
+        self._flusher.cancel()
+        await self._server.wait_closed() if sys.version_info < (3, 12) else None
+        self.backend.close()
+
+
+def run(backend: Backend, host: str, port: int, clock_control: bool = False) -> None:
+    try:
+        import uvloop  # type: ignore
+
+        uvloop.install()
+    except ImportError:
+        pass
+    started = time.monotonic()
+    asyncio.run(KmsServer(backend, host, port, clock_control).serve())
+    _ = started

@@ -1,0 +1,40 @@
+"""Reading the caller's identity off a SigV4 ``Authorization`` header.
+
+Without a principals file any well-formed SigV4 request is accepted as the default
+account's root, in the region it was signed for (its credential scope), which is how a
+boto3 client's ``region_name`` reaches the backend.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from kms_iac.backend.context import RequestContext
+from kms_iac.backend.errors import IncompleteSignature, MissingAuthenticationTokenException
+
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
+
+
+def signing_identity(headers: Mapping[str, str]) -> tuple[str, str, str]:
+    """(access key id, region, service) from a SigV4 Authorization header; typed errors otherwise."""
+    auth = headers.get("authorization")
+    if not auth:
+        raise MissingAuthenticationTokenException("Missing Authentication Token")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        raise IncompleteSignature(f"Authorization header requires 'Credential' parameter. Authorization={auth[:64]}")
+    m = _CREDENTIAL_RE.search(auth)
+    if m is None or "SignedHeaders=" not in auth or "Signature=" not in auth:
+        raise IncompleteSignature(
+            "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."
+        )
+    return m.group(1), m.group(3), m.group(4)
+
+
+def context_from_signature(ctx: RequestContext, headers: Mapping[str, str]) -> RequestContext:
+    """Without a principals file: any well-formed SigV4 request is the default account's root,
+    in the region it was signed for."""
+    access_key, region, _service = signing_identity(headers)
+    ctx.access_key_id = access_key
+    ctx.region = region
+    return ctx

@@ -1,0 +1,348 @@
+"""Durable state of the local backend: SQLite in WAL mode.
+
+Every acknowledged write is a committed transaction (``synchronous=FULL``), so it
+survives ``kill -9`` and power loss. Several processes (a server and embedded clients)
+may share one data dir: writers take ``BEGIN IMMEDIATE``, and each process keeps a
+read cache that it drops whenever SQLite's ``data_version`` says another connection
+committed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  account TEXT NOT NULL,
+  created REAL NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  key_spec TEXT NOT NULL,
+  key_usage TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  key_manager TEXT NOT NULL,
+  state TEXT NOT NULL,
+  deletion_date REAL,
+  pending_window INTEGER,
+  multi_region INTEGER NOT NULL DEFAULT 0,
+  multi_region_role TEXT,
+  primary_region TEXT,
+  policy TEXT NOT NULL,
+  custom_key_store_id TEXT,
+  rotation_enabled INTEGER NOT NULL DEFAULT 0,
+  rotation_period INTEGER,
+  rotation_anchor REAL,
+  on_demand_rotations INTEGER NOT NULL DEFAULT 0,
+  on_demand_started REAL,
+  valid_to REAL,
+  current_version INTEGER NOT NULL DEFAULT 0,
+  last_used_at REAL,
+  last_used_op TEXT,
+  last_used_event TEXT,
+  last_used_request TEXT,
+  PRIMARY KEY (key_id, region)
+);
+CREATE INDEX IF NOT EXISTS keys_by_account ON keys (account, region, key_id);
+CREATE TABLE IF NOT EXISTS materials (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  material_id TEXT NOT NULL,
+  wrapped BLOB NOT NULL,
+  created REAL NOT NULL,
+  rotation_type TEXT,
+  PRIMARY KEY (key_id, region, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+  account TEXT NOT NULL,
+  region TEXT NOT NULL,
+  name TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  created REAL NOT NULL,
+  updated REAL NOT NULL,
+  PRIMARY KEY (account, region, name)
+);
+CREATE INDEX IF NOT EXISTS aliases_by_key ON aliases (key_id, region);
+CREATE TABLE IF NOT EXISTS tags (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  tag_key TEXT NOT NULL,
+  tag_value TEXT NOT NULL,
+  PRIMARY KEY (key_id, region, tag_key)
+);
+"""
+
+KEY_MUTABLE = {
+    "description", "state", "deletion_date", "pending_window", "policy", "rotation_enabled",
+    "rotation_period", "rotation_anchor", "on_demand_rotations", "on_demand_started", "valid_to",
+    "current_version", "multi_region_role", "primary_region",
+}
+
+
+@dataclass
+class KeyRecord:
+    """One KMS key's metadata, as stored (never its material)."""
+
+    key_id: str
+    region: str
+    account: str
+    created: float
+    key_spec: str
+    key_usage: str
+    origin: str
+    key_manager: str
+    state: str
+    policy: str
+    description: str = ""
+    deletion_date: float | None = None
+    pending_window: int | None = None
+    multi_region: int = 0
+    multi_region_role: str | None = None
+    primary_region: str | None = None
+    custom_key_store_id: str | None = None
+    rotation_enabled: int = 0
+    rotation_period: int | None = None
+    rotation_anchor: float | None = None
+    on_demand_rotations: int = 0
+    on_demand_started: float | None = None
+    valid_to: float | None = None
+    current_version: int = 0
+    last_used_at: float | None = None
+    last_used_op: str | None = None
+    last_used_event: str | None = None
+    last_used_request: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:key/{self.key_id}"
+
+
+_KEY_COLUMNS = [f.name for f in fields(KeyRecord)]
+
+
+@dataclass
+class Material:
+    version: int
+    material_id: str
+    wrapped: bytes
+    created: float
+    rotation_type: str | None
+
+
+@dataclass
+class AliasRecord:
+    account: str
+    region: str
+    name: str
+    key_id: str
+    created: float
+    updated: float
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:{self.name}"
+
+
+@dataclass
+class _Cache:
+    generation: int = 0
+    keys: dict = field(default_factory=dict)
+    materials: dict = field(default_factory=dict)
+    next_due: float | None = None
+    next_due_known: bool = False
+
+
+class Store:
+    """All reads and writes of the backend's SQLite database."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._lock = threading.RLock()
+        self._cache = _Cache()
+        with self.write() as c:
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+        self._data_version = self._read_data_version()
+
+    # -- transactions and cache coherence -------------------------------------------------
+
+    def _new_cache(self) -> None:
+        self._cache = _Cache(generation=self._cache.generation + 1)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever cached rows were dropped: callers caching derived data compare it."""
+        return self._cache.generation
+
+    def _read_data_version(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def refresh(self) -> None:
+        """Drop cached rows if another connection committed since we last looked."""
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._data_version = version
+            self._new_cache()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole on any exception, so refusals change nothing."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                self._new_cache()
+                raise
+            self._conn.execute("COMMIT")
+            self._new_cache()
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def get_key(self, key_id: str, region: str) -> KeyRecord | None:
+        cached = self._cache.keys.get((key_id, region))
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys WHERE key_id=? AND region=?", (key_id, region)
+        ).fetchone()
+        if row is None:
+            return None
+        rec = KeyRecord(*row)
+        self._cache.keys[(key_id, region)] = rec
+        return rec
+
+    def find_key_any_region(self, key_id: str) -> list[KeyRecord]:
+        rows = self._conn.execute(f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys WHERE key_id=?", (key_id,)).fetchall()
+        return [KeyRecord(*r) for r in rows]
+
+    def insert_key(self, c: sqlite3.Connection, rec: KeyRecord) -> None:
+        c.execute(
+            f"INSERT INTO keys ({', '.join(_KEY_COLUMNS)}) VALUES ({', '.join('?' * len(_KEY_COLUMNS))})",
+            tuple(getattr(rec, n) for n in _KEY_COLUMNS),
+        )
+
+    def update_key(self, c: sqlite3.Connection, rec: KeyRecord, **changes) -> None:
+        bad = set(changes) - KEY_MUTABLE
+        if bad:
+            raise ValueError(f"immutable key fields: {bad}")
+        sets = ", ".join(f"{k}=?" for k in changes)
+        c.execute(f"UPDATE keys SET {sets} WHERE key_id=? AND region=?", (*changes.values(), rec.key_id, rec.region))
+        for k, v in changes.items():
+            setattr(rec, k, v)
+
+    def list_keys(self, account: str, region: str) -> list[tuple[str, str]]:
+        return self._conn.execute(
+            "SELECT key_id, account FROM keys WHERE account=? AND region=? ORDER BY created, key_id", (account, region)
+        ).fetchall()
+
+    def all_keys(self) -> list[KeyRecord]:
+        return [KeyRecord(*r) for r in self._conn.execute(f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys")]
+
+    def delete_key(self, c: sqlite3.Connection, key_id: str, region: str) -> None:
+        for table in ("keys", "materials", "tags"):
+            c.execute(f"DELETE FROM {table} WHERE key_id=? AND region=?", (key_id, region))
+        c.execute("DELETE FROM aliases WHERE key_id=? AND region=?", (key_id, region))
+        for extra in self.extra_key_tables:
+            c.execute(f"DELETE FROM {extra} WHERE key_id=? AND region=?", (key_id, region))
+
+    extra_key_tables: tuple[str, ...] = ()
+
+    # -- material -------------------------------------------------------------------------
+
+    def add_material(self, c: sqlite3.Connection, key_id: str, region: str, m: Material) -> None:
+        c.execute(
+            "INSERT INTO materials (key_id, region, version, material_id, wrapped, created, rotation_type) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key_id, region, m.version, m.material_id, m.wrapped, m.created, m.rotation_type),
+        )
+
+    def get_material(self, key_id: str, region: str, version: int) -> Material | None:
+        ck = (key_id, region, version)
+        cached = self._cache.materials.get(ck)
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            "SELECT version, material_id, wrapped, created, rotation_type FROM materials "
+            "WHERE key_id=? AND region=? AND version=?",
+            ck,
+        ).fetchone()
+        if row is None:
+            return None
+        m = Material(*row)
+        self._cache.materials[ck] = m
+        return m
+
+    def list_materials(self, key_id: str, region: str) -> list[Material]:
+        rows = self._conn.execute(
+            "SELECT version, material_id, wrapped, created, rotation_type FROM materials "
+            "WHERE key_id=? AND region=? ORDER BY version",
+            (key_id, region),
+        ).fetchall()
+        return [Material(*r) for r in rows]
+
+    # -- aliases --------------------------------------------------------------------------
+
+    def get_alias(self, account: str, region: str, name: str) -> AliasRecord | None:
+        row = self._conn.execute(
+            "SELECT account, region, name, key_id, created, updated FROM aliases WHERE account=? AND region=? AND name=?",
+            (account, region, name),
+        ).fetchone()
+        return AliasRecord(*row) if row else None
+
+    def list_aliases(self, account: str, region: str, key_id: str | None = None) -> list[AliasRecord]:
+        sql = "SELECT account, region, name, key_id, created, updated FROM aliases WHERE account=? AND region=?"
+        args: tuple = (account, region)
+        if key_id is not None:
+            sql += " AND key_id=?"
+            args += (key_id,)
+        return [AliasRecord(*r) for r in self._conn.execute(sql + " ORDER BY name", args)]
+
+    def aliases_of(self, key_id: str, region: str) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT name FROM aliases WHERE key_id=? AND region=? ORDER BY name", (key_id, region))]
+
+    # -- tags -----------------------------------------------------------------------------
+
+    def get_tags(self, key_id: str, region: str) -> list[tuple[str, str]]:
+        return self._conn.execute(
+            "SELECT tag_key, tag_value FROM tags WHERE key_id=? AND region=? ORDER BY rowid", (key_id, region)
+        ).fetchall()
+
+    # -- scheduled work (deletion windows, automatic rotation) ---------------------------
+
+    def next_due(self) -> float | None:
+        """Earliest time at which a deletion or automatic rotation falls due (cached)."""
+        if not self._cache.next_due_known:
+            row = self._conn.execute(
+                "SELECT MIN(t) FROM ("
+                " SELECT MIN(deletion_date) AS t FROM keys WHERE state='PendingDeletion'"
+                " UNION ALL"
+                " SELECT MIN(rotation_anchor + rotation_period * 86400.0) FROM keys"
+                "  WHERE rotation_enabled=1 AND state='Enabled')"
+            ).fetchone()
+            self._cache.next_due = row[0]
+            self._cache.next_due_known = True
+        return self._cache.next_due
+
+    def execute(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self._conn.execute(sql, args).fetchall()

@@ -1,0 +1,127 @@
+"""``kms-iac local ...``: run, seed and inspect the bundled local KMS backend."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from kms_iac.backend.core import DEFAULT_ACCOUNT, DEFAULT_REGION, default_data_dir
+
+DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: $KMS_IAC_DATA_DIR or ./.kms-iac).",
+)
+
+
+@click.group()
+def local() -> None:
+    """The bundled local KMS backend."""
+
+
+@local.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4599, show_default=True, type=int, help="0 picks a free port (printed when ready).")
+@DATA_DIR
+@click.option("--region", default=DEFAULT_REGION, show_default=True, help="Region of unsigned/embedded callers.")
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True)
+@click.option("--requests-per-second", type=float, default=None, help="Quota; excess requests get ThrottlingException.")
+@click.option("--clock-control", is_flag=True, help="Testing: allow KmsIacAdmin.AdvanceClock to move the backend's clock.")
+@click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True,
+              help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
+def serve(host: str, port: int, data_dir: Path | None, region: str, account: str,
+          requests_per_second: float | None, clock_control: bool, synchronous: str) -> None:
+    """Serve the KMS JSON 1.1 API over HTTP."""
+    from kms_iac.backend.clock import OffsetClock
+    from kms_iac.backend.core import Backend
+    from kms_iac.backend.server import run
+
+    backend = Backend(
+        data_dir or default_data_dir(), region=region, account=account,
+        clock=OffsetClock() if clock_control else None,
+        requests_per_second=requests_per_second, synchronous=synchronous,
+    )
+    run(backend, host, port, clock_control=clock_control)
+
+
+@local.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@DATA_DIR
+@click.option("--region", default=DEFAULT_REGION, show_default=True)
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True)
+def seed(file: Path, data_dir: Path | None, region: str, account: str) -> None:
+    """Load keys with fixed ids and material, aliases, policies and tags from a YAML file."""
+    from kms_iac.backend.core import Backend
+    from kms_iac.backend.seed import SeedError, load_seed_file
+    from kms_iac.backend.seed import seed as do_seed
+
+    backend = Backend(data_dir or default_data_dir(), region=region, account=account)
+    try:
+        result = do_seed(backend, load_seed_file(file))
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        backend.close()
+    click.echo(f"seeded {len(result.keys)} key(s) and {len(result.aliases)} alias(es)")
+    for kid in result.keys:
+        click.echo(f"  {kid}")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+@local.command()
+@DATA_DIR
+@click.option("--event", "events", multiple=True, help="Only these eventNames (repeatable).")
+@click.option("--key", "key", default=None, help="Only calls on this key id or ARN.")
+@click.option("--errors", is_flag=True, help="Only refused calls.")
+@click.option("--since", default=None, help="ISO time, e.g. 2026-11-28T12:00:00Z.")
+@click.option("--limit", type=int, default=None, help="Only the last N matching events.")
+@click.option("--json", "as_json", is_flag=True, help="Print the CloudTrail records as JSON lines.")
+def audit(data_dir: Path | None, events: tuple[str, ...], key: str | None, errors: bool,
+          since: str | None, limit: int | None, as_json: bool) -> None:
+    """Print the audit log (CloudTrail format) readably, with filters."""
+    from kms_iac.backend.audit import read_events
+
+    since_dt = _parse_time(since) if since else None
+    rows = []
+    for ev in read_events(data_dir or default_data_dir()):
+        if events and ev.get("eventName") not in events:
+            continue
+        if errors and not ev.get("errorCode"):
+            continue
+        if key and not any(key in (r.get("ARN") or "") for r in ev.get("resources") or []) \
+                and key not in json.dumps(ev.get("requestParameters") or {}):
+            continue
+        if since_dt and _parse_time(ev["eventTime"]) < since_dt:
+            continue
+        rows.append(ev)
+    if limit is not None:
+        rows = rows[-limit:]
+    if as_json:
+        for ev in rows:
+            sys.stdout.write(json.dumps(ev) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"kms-iac audit log ({len(rows)} events)")
+    for col in ("time", "event", "caller", "region", "key", "result"):
+        table.add_column(col, overflow="fold")
+    for ev in rows:
+        res = ev.get("resources") or []
+        table.add_row(
+            ev.get("eventTime", ""),
+            ev.get("eventName", ""),
+            (ev.get("userIdentity") or {}).get("arn", ""),
+            ev.get("awsRegion", ""),
+            ", ".join(r.get("ARN", "").rsplit("/", 1)[-1] for r in res),
+            f"[red]{ev['errorCode']}[/red]: {ev.get('errorMessage', '')}" if ev.get("errorCode") else "[green]OK[/green]",
+        )
+    Console().print(table)

@@ -1,0 +1,24 @@
+"""The ``kms-iac`` command."""
+
+from __future__ import annotations
+
+import click
+
+from kms_iac.cli.local import local
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kms-iac")
+def cli() -> None:
+    """AWS KMS keys as code: local backend, provider, rules."""
+
+
+cli.add_command(local)
+
+
+def main() -> None:
+    cli(prog_name="kms-iac")
+
+
+if __name__ == "__main__":
+    main()
