@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kms_iac.backend.errors import DisabledException, KMSError, KMSInvalidStateException
+from kms_iac.backend.errors import DisabledException, KMSError, KMSInvalidStateException, UnsupportedOperationException
 from kms_iac.backend.store import KeyRecord
 
 ENABLED = "Enabled"
@@ -37,13 +37,17 @@ def _unavailable(k: KeyRecord) -> KMSError:
     return KMSInvalidStateException(f"{k.arn} is unavailable.")
 
 
+def _origin_external(k: KeyRecord) -> KMSError:
+    return UnsupportedOperationException(f"{k.arn} origin is EXTERNAL which is not valid for this operation.")
+
+
 def _not_pending_deletion(k: KeyRecord) -> KMSError:
     return KMSInvalidStateException(f"{k.arn} is not pending deletion.")
 
 
 _CRYPTO = {DISABLED: _disabled, PENDING_IMPORT: _pending_import, PENDING_DELETION: _pending_deletion, UNAVAILABLE: _unavailable}
 _ENABLEMENT = {PENDING_IMPORT: _pending_import, PENDING_DELETION: _pending_deletion}
-_ROTATION = {DISABLED: _disabled, PENDING_IMPORT: _pending_import, PENDING_DELETION: _pending_deletion, UNAVAILABLE: _unavailable}
+_ROTATION = {DISABLED: _disabled, PENDING_IMPORT: _origin_external, PENDING_DELETION: _pending_deletion, UNAVAILABLE: _unavailable}
 _NOT_WHILE_DELETING = {PENDING_DELETION: _pending_deletion}
 _ANY: dict[str, Refusal] = {}
 
@@ -68,7 +72,7 @@ TABLE: dict[str, dict[str, Refusal]] = {
     "EnableKeyRotation": _ROTATION,
     "DisableKeyRotation": _ROTATION,
     "RotateKeyOnDemand": _ROTATION,
-    "GetKeyRotationStatus": {UNAVAILABLE: _unavailable},
+    "GetKeyRotationStatus": {PENDING_IMPORT: _origin_external, UNAVAILABLE: _unavailable},
     "ScheduleKeyDeletion": {PENDING_DELETION: _pending_deletion},
     "CancelKeyDeletion": {ENABLED: _not_pending_deletion, DISABLED: _not_pending_deletion,
                           PENDING_IMPORT: _not_pending_deletion, UNAVAILABLE: _not_pending_deletion},

@@ -1,0 +1,72 @@
+"""Test helpers: a real ``kms-iac local serve`` process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import botocore.config
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_CLIENT_VALIDATION = botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False)
+TEST_CREDS = {"aws_access_key_id": "AKIAKMSIACTEST000001", "aws_secret_access_key": "test-secret"}
+
+
+class ServerProcess:
+    """Starts the server with ``--port 0`` and reads the port from its ready line."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.extra = extra
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 20.0) -> "ServerProcess":
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kms_iac", "local", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", str(self.data_dir), *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on ") or time.monotonic() > deadline:
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            self.kill()
+            raise RuntimeError(f"server did not start: {line!r} {err}")
+        self.url = line.split()[-1]
+        return self
+
+    def client(self, region: str = "us-east-1", **kw):
+        """A boto3 client with client-side validation off, so the server's own checks are what is tested."""
+        return boto3.client(
+            "kms", endpoint_url=self.url, region_name=region, **{**TEST_CREDS, **kw},
+            config=NO_CLIENT_VALIDATION,
+        )
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
