@@ -110,16 +110,14 @@ class Writer(threading.Thread):
         """One attempt; returns the response, or None when the server was not there to answer."""
         try:
             return getattr(self.client(), op)(**kw)
-        except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError,
-                botocore.exceptions.HTTPClientError) as exc:
+        except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
+            # Refused, reset or cut off mid-response: the server is down. Unacknowledged, so not
+            # recorded; wait for the next restart (or retry soon).
             self.acked.connection_errors += 1
-            # Refused/reset: the server is down. Wait for the next restart (or retry soon).
             self.holder.wait_newer(self._generation, timeout=2.0)
-            _ = exc
             return None
-        except botocore.exceptions.ClientError as exc:
-            self.acked.unexpected.append(f"{op}: {exc}")
+        except Exception as exc:  # an error *answer* (or a garbled one) is not expected here
+            self.acked.unexpected.append(f"{op}: {type(exc).__name__}: {exc}")
             return None
 
     def run(self) -> None:
@@ -280,8 +278,8 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         holder.set(holder.url)
         for s in servers:
             s.kill()
-        for s in servers:
-            if s.proc is not None:
-                err = s.proc.stderr.read() if s.proc.stderr else ""
-                assert "Traceback" not in err, err[-2000:]
+    # No server logged an internal error (a traceback) during the whole run.
+    for s in servers:
+        err = s.proc.stderr.read() if s.proc is not None and s.proc.stderr else ""
+        assert "Traceback" not in err, err[-2000:]
     assert time.monotonic() - started < 60
