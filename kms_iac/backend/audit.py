@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
+
+import orjson
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,6 +50,11 @@ def scrub(value: Any) -> Any:
 
 
 def iso(epoch: float) -> str:
+    return _iso_second(int(epoch))
+
+
+@lru_cache(maxsize=64)
+def _iso_second(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -106,7 +114,7 @@ class AuditLog:
         if error_code:
             event["errorCode"] = error_code
             event["errorMessage"] = error_message or ""
-        line = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
+        line = orjson.dumps(event, default=str) + b"\n"
         with self._lock:
             os.write(self._fd, line)
 

@@ -36,6 +36,7 @@ def operation(name: str) -> OperationModel:
     return model.operation_model(name)
 
 
+@lru_cache(maxsize=None)
 def _camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 

@@ -7,7 +7,8 @@ gets the same answer, byte for byte, whichever door it came through.
 from __future__ import annotations
 
 import base64
-import json
+
+import orjson
 from typing import Mapping
 
 from kms_iac.backend.core import Backend
@@ -30,7 +31,7 @@ def _json_default(value: object) -> str:
 
 
 def encode(doc: dict) -> bytes:
-    return json.dumps(doc, default=_json_default, separators=(",", ":")).encode()
+    return orjson.dumps(doc, default=_json_default)
 
 
 def error_response(err: KMSError, request_id: str) -> tuple[int, dict[str, str], bytes]:
@@ -65,8 +66,8 @@ def handle_http(
         operation = target[len(TARGET_PREFIX):]
         ctx = backend.authenticate(ctx, h, method, path, body)
         try:
-            doc = json.loads(body) if body.strip() else {}
-        except (ValueError, RecursionError):
+            doc = orjson.loads(body) if body.strip() else {}
+        except (orjson.JSONDecodeError, RecursionError):
             raise SerializationException("Malformed JSON: the request body could not be parsed.") from None
         if not isinstance(doc, dict):
             raise SerializationException("Expected a JSON object as the request body.")
