@@ -13,7 +13,7 @@ import boto3
 import botocore.config
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_CLIENT_VALIDATION = botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=False)
+NO_CLIENT_VALIDATION = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}, parameter_validation=False)
 TEST_CREDS = {"aws_access_key_id": "AKIAKMSIACTEST000001", "aws_secret_access_key": "test-secret"}
 
 

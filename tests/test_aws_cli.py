@@ -136,6 +136,13 @@ def test_key_lifecycle_with_endpoint_url_flag(cli_flag: Cli, server, tmp_path):
     by_alias = cli.ok("describe-key", "--key-id", alias)["KeyMetadata"]
     assert by_alias["KeyId"] == key_id and by_alias["Arn"] == arn
     assert by_alias["Description"] == f"cli test key {tag}"
+    assert {
+        "AWSAccountId", "KeyId", "Arn", "CreationDate", "Enabled", "Description", "KeyUsage", "KeyState",
+        "Origin", "KeyManager", "CustomerMasterKeySpec", "KeySpec", "EncryptionAlgorithms", "MultiRegion",
+    } <= set(by_alias)
+    assert by_alias["AWSAccountId"] == ACCOUNT and by_alias["KeyManager"] == "CUSTOMER"
+    assert by_alias["Origin"] == "AWS_KMS" and by_alias["EncryptionAlgorithms"] == ["SYMMETRIC_DEFAULT"]
+    assert isinstance(by_alias["CreationDate"], (int, float)) and by_alias["MultiRegion"] is False
 
     # encrypt with fileb:// and a shorthand encryption context; decrypt with fileb://
     plaintext = os.urandom(200) + b"\x00\xff binary-safe"
@@ -281,6 +288,13 @@ def test_env_var_endpoint_and_pagination(cli_env: Cli, server):
     assert mine[aliases[0]]["AliasArn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:{aliases[0]}"
     alias_calls = [e for e in tail.events() if e["eventName"] == "ListAliases"]
     assert len(alias_calls) == math.ceil(len(names) / 2) >= 3
+
+    # --max-items stops early and hands back a token; --starting-token resumes from the backend's marker
+    first = cli.ok("list-aliases", "--page-size", "2", "--max-items", "3")
+    assert [a["AliasName"] for a in first["Aliases"]] == names[:3]
+    rest = cli.ok("list-aliases", "--page-size", "2", "--starting-token", first["NextToken"])
+    assert [a["AliasName"] for a in rest["Aliases"]] == names[3:]
+    assert "NextToken" not in rest
 
     # an error through the environment-variable route too
     missing = str(uuid.uuid4())

@@ -210,6 +210,9 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert len(keys) >= 20, f"only {len(keys)} keys acknowledged"
         assert len(ciphertexts) >= 20 and rotations and aliases and data_keys
         assert sum(a.connection_errors for a in acked) >= 1, "the kills never interrupted a writer"
+        print(f"acked: {len(keys)} keys, {len(aliases)} aliases, {sum(rotations.values())} on-demand rotations, "
+              f"{len(ciphertexts)} ciphertexts, {len(data_keys)} data keys; "
+              f"{sum(a.connection_errors for a in acked)} connection errors over {len(servers)} server runs")
 
         # -- every acknowledged key exists ------------------------------------------------
         for key_id in keys:

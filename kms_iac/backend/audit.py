@@ -58,9 +58,16 @@ def _iso_second(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Maps whose keys are the caller's own data: CloudTrail logs them verbatim.
+_VERBATIM_MAPS = {
+    "EncryptionContext", "SourceEncryptionContext", "DestinationEncryptionContext",
+    "EncryptionContextSubset", "EncryptionContextEquals",
+}
+
+
 def _lower_first(d: Any) -> Any:
     if isinstance(d, dict):
-        return {(k[:1].lower() + k[1:]): _lower_first(v) for k, v in d.items()}
+        return {(k[:1].lower() + k[1:]): (v if k in _VERBATIM_MAPS else _lower_first(v)) for k, v in d.items()}
     if isinstance(d, list):
         return [_lower_first(v) for v in d]
     return d
