@@ -490,7 +490,7 @@ COMMON = dict(
 # -- properties -----------------------------------------------------------------------------
 
 
-@settings(max_examples=300, **COMMON)
+@settings(max_examples=500, **COMMON)
 @given(reqs=st.lists(fuzz_requests(OPERATIONS), min_size=1, max_size=3))
 def test_any_request_gets_a_json_answer_never_a_5xx(served: Served, reqs: list[FuzzRequest]) -> None:
     for req in reqs:
@@ -602,14 +602,11 @@ MALFORMED = [
 
 @pytest.mark.parametrize("payload", MALFORMED, ids=[repr(p[:30]) for p in MALFORMED])
 def test_malformed_http_gets_400_or_close_and_server_carries_on(served: Served, payload: bytes) -> None:
-    raw = _raw_exchange(served, payload, timeout=3.0)
-    # Some of these are valid HTTP whose request is simply refused (e.g. the upgrade GET): one or
-    # more complete responses may come back, each a JSON error; none may be a 5xx or a traceback.
-    for response in [r for r in raw.split(b"HTTP/1.1 ") if r]:
-        assert not response.startswith(b"5"), raw[:500]
-    assert b"Traceback" not in raw
-    if raw.startswith(b"HTTP/1.1 400") and raw.count(b"HTTP/1.1 ") == 1:
-        _check_raw_error(raw)
+    raw = _raw_exchange(served, payload, timeout=1.0)
+    # One request, at most one answer (some of these are valid HTTP that is merely refused, and the
+    # connection stays open): a 400 with a JSON error body, or a closed connection.
+    assert raw.count(b"HTTP/1.1 ") <= 1, f"several responses to one request: {raw[:800]!r}"
+    _check_raw_error(raw)
     _ok_after(served)
 
 
@@ -683,3 +680,116 @@ def test_lone_surrogates_are_a_4xx(served: Served, op: str, params: dict) -> Non
     assert isinstance(json.loads(data)["__type"], str)
     assert db_snapshot(served.srv.data_dir / "kms.sqlite3") == before
     _ok_after(served)
+
+
+# -- key lifecycle sequences ----------------------------------------------------------------
+
+LIFECYCLE_REGION = "ap-south-1"  # fresh keys per example, away from the other properties' regions
+LIFECYCLE_OPS = ["ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKey", "DisableKey", "EnableKeyRotation",
+                 "DisableKeyRotation", "RotateKeyOnDemand"]
+USE_OPS = ["Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "DescribeKey",
+           "GetKeyRotationStatus", "ListKeyRotations", "GetKeyPolicy", "PutKeyPolicy", "TagResource", "UntagResource",
+           "ListResourceTags", "UpdateKeyDescription", "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliases",
+           "GetKeyLastUsage", "ListKeyPolicies"]
+KEY_KINDS = ["aws", "external", "multi", "managed"]
+_example_counter = iter(range(10**9))
+
+
+def _lifecycle_params(op: str, kind: str, ref: str, key_id: str, flag: bool, n: int, aliases: dict[str, str],
+                      blobs: list[str]) -> dict:
+    ctx = {"c": "1"}
+    blob = blobs[-1] if blobs else KNOWN.ciphertexts[0]
+    return {
+        "ScheduleKeyDeletion": {"KeyId": ref, "PendingWindowInDays": 7},
+        "EnableKeyRotation": {"KeyId": ref, **({"RotationPeriodInDays": 90} if flag else {})},
+        "ListKeyRotations": {"KeyId": ref, **({"IncludeKeyMaterial": "ALL_KEY_MATERIAL"} if flag else {})},
+        "Encrypt": {"KeyId": ref, "Plaintext": base64.b64encode(b"hello").decode(), "EncryptionContext": ctx},
+        "Decrypt": {"CiphertextBlob": blob, "EncryptionContext": ctx, **({"KeyId": ref} if flag else {})},
+        "ReEncrypt": {"CiphertextBlob": blob, "SourceEncryptionContext": ctx, "DestinationKeyId": ref},
+        "GenerateDataKey": {"KeyId": ref, "KeySpec": "AES_256", "EncryptionContext": ctx},
+        "GenerateDataKeyWithoutPlaintext": {"KeyId": ref, "NumberOfBytes": 32, "EncryptionContext": ctx},
+        "PutKeyPolicy": {"KeyId": ref, "Policy": VALID_POLICY},
+        "TagResource": {"KeyId": ref, "Tags": [{"TagKey": "t", "TagValue": "v"}]},
+        "UntagResource": {"KeyId": ref, "TagKeys": ["t"]},
+        "UpdateKeyDescription": {"KeyId": ref, "Description": "d"},
+        "CreateAlias": {"AliasName": f"alias/lc-{n}-{kind}-{len(blobs)}-{flag}", "TargetKeyId": key_id},
+        "UpdateAlias": {"AliasName": aliases["aws"], "TargetKeyId": key_id},
+        "DeleteAlias": {"AliasName": aliases.get(kind, "alias/aws/ebs")},
+        "ListAliases": {"KeyId": key_id},
+        "GetKeyLastUsage": {"KeyId": key_id},
+    }.get(op, {"KeyId": ref})
+
+
+@st.composite
+def lifecycle_steps(draw) -> list[tuple[str, str, str, bool]]:
+    """Steps that mostly work on one "focus" key, so that whole lifecycles of one key occur."""
+    focus = draw(st.sampled_from(KEY_KINDS))
+    steps = []
+    for _ in range(draw(st.integers(1, 25))):
+        op = draw(st.sampled_from(LIFECYCLE_OPS)) if percent(draw) < 55 else draw(st.sampled_from(USE_OPS))
+        kind = focus if percent(draw) < 75 else draw(st.sampled_from(KEY_KINDS))
+        steps.append((op, kind, draw(st.sampled_from(["id", "arn", "alias"])), draw(st.booleans())))
+    return steps
+
+
+@settings(max_examples=300, **COMMON)
+@given(steps=lifecycle_steps())
+def test_key_lifecycle_sequences_never_5xx(served: Served, steps: list[tuple[str, str, str, bool]]) -> None:
+    """Valid requests in any order, on keys of every kind (including EXTERNAL keys that never got
+    material, and AWS managed keys), are answered, never with an internal error."""
+    n = next(_example_counter)
+    region = LIFECYCLE_REGION
+    ids = {
+        "aws": served.ok("CreateKey", region)["KeyMetadata"]["KeyId"],
+        "external": served.ok("CreateKey", region, Origin="EXTERNAL")["KeyMetadata"]["KeyId"],
+        "multi": served.ok("CreateKey", region, MultiRegion=True)["KeyMetadata"]["KeyId"],
+        "managed": served.ok("DescribeKey", region, KeyId="alias/aws/ebs")["KeyMetadata"]["KeyId"],
+    }
+    aliases = {"managed": "alias/aws/ebs"}
+    for kind in ("aws", "external", "multi"):
+        aliases[kind] = f"alias/lc-{n}-{kind}"
+        served.ok("CreateAlias", region, AliasName=aliases[kind], TargetKeyId=ids[kind])
+    blobs: list[str] = []
+    for op, kind, how, flag in steps:
+        key_id = ids[kind]
+        ref = {"id": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}", "alias": aliases[kind]}[how]
+        params = _lifecycle_params(op, kind, ref, key_id, flag, n, aliases, blobs)
+        body = json.dumps(params).encode()
+        status, data = served.request(TARGET_PREFIX + op, body, sigv4(region))
+        doc = check_response(FuzzRequest(TARGET_PREFIX + op, op, sigv4(region), body, "POST"), status, data)
+        event(f"{op} {status} {doc.get('__type', '')}")
+        if status == 200 and "CiphertextBlob" in doc:
+            blobs.append(doc["CiphertextBlob"])
+
+
+def test_cancelled_deletion_of_external_key_without_material_stays_unusable(served: Served) -> None:
+    """An EXTERNAL key that never had material goes back to PendingImport when its deletion is
+    cancelled (as in AWS); it must never become Enabled with nothing to encrypt with."""
+    region = LIFECYCLE_REGION
+    kid = served.ok("CreateKey", region, Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    served.ok("ScheduleKeyDeletion", region, KeyId=kid, PendingWindowInDays=7)
+    served.ok("CancelKeyDeletion", region, KeyId=kid)
+    assert served.ok("DescribeKey", region, KeyId=kid)["KeyMetadata"]["KeyState"] == "PendingImport"
+    served.call("EnableKey", region, KeyId=kid)
+    for op, params in [("Encrypt", {"Plaintext": "YQ=="}), ("GenerateDataKey", {"KeySpec": "AES_256"}),
+                       ("GenerateDataKeyWithoutPlaintext", {"KeySpec": "AES_256"})]:
+        status, doc = served.call(op, region, KeyId=kid, **params)
+        assert status == 400 and doc["__type"] == "KMSInvalidStateException", (op, status, doc)
+
+
+def test_admin_clock_refuses_absurd_values(tmp_path) -> None:
+    """``--clock-control``'s AdvanceClock must refuse non-finite or out-of-range times: after
+    ``Seconds=1e300`` every later request used to fail (its audit timestamp overflowed)."""
+    with ServerProcess(tmp_path / "clock-data", "--clock-control") as srv:
+        host, port = srv.url.rsplit("/", 1)[-1].split(":")
+        s = Served(srv, host, int(port), [])
+        for seconds in (b"1e300", b"-1e300", b"1e20", b'"nan"', b'"inf"', b'"-inf"'):
+            status, data = s.request("KmsIacAdmin.AdvanceClock", b'{"Seconds": ' + seconds + b"}")
+            assert status == 400 and isinstance(json.loads(data)["__type"], str), (seconds, status, data)
+            status, data = s.request(TARGET_PREFIX + "ListKeys", b"{}", sigv4())
+            assert status == 200, (seconds, status, data)
+        status, data = s.request("KmsIacAdmin.AdvanceClock", b'{"Seconds": 86400}')
+        assert status == 200, data
+        assert s.request(TARGET_PREFIX + "CreateKey", b"{}", sigv4())[0] == 200
+        if s.conn is not None:
+            s.conn.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,24 +34,35 @@ class AuthenticationFailed(ValueError):
 
 
 def load_or_create_root_key(data_dir: Path) -> bytes:
-    """Create the root key once (mode 0600, O_EXCL so racing processes agree) and read it."""
+    """Create the root key once and read it.
+
+    Written to a temporary file, synced, then linked into place: a crash at any point
+    leaves either no root key or a whole one, and ``link`` fails if another process won.
+    """
     path = data_dir / ROOT_KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(200):
-            raw = path.read_bytes()
-            if len(raw) == 32:
-                return raw
-            time.sleep(0.01)  # another process is still writing it
+    if not path.exists():
+        tmp = data_dir / f".{ROOT_KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, os.urandom(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+        finally:
+            os.unlink(tmp)
+        dfd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    raw = path.read_bytes()
+    if len(raw) != 32:
         raise RuntimeError(f"{path} is not a 32-byte root key")
-    key = os.urandom(32)
-    tmp_written = os.write(fd, key)
-    os.fsync(fd)
-    os.close(fd)
-    if tmp_written != 32:
-        raise RuntimeError(f"short write to {path}")
-    return key
+    return raw
 
 
 class MaterialWrapper:

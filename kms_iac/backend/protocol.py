@@ -7,6 +7,7 @@ gets the same answer, byte for byte, whichever door it came through.
 from __future__ import annotations
 
 import base64
+import logging
 
 import orjson
 from typing import Mapping
@@ -14,11 +15,13 @@ from typing import Mapping
 from kms_iac.backend.core import Backend
 from kms_iac.backend.errors import (
     KMSError,
+    KMSInternalException,
     SerializationException,
     UnknownOperationException,
     ValidationException,
 )
 
+log = logging.getLogger("kms_iac.backend")
 TARGET_PREFIX = "TrentService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,3 +78,6 @@ def handle_http(
         return 200, {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": ctx.request_id}, encode(result)
     except KMSError as err:
         return error_response(err, ctx.request_id)
+    except Exception:  # a failure outside the dispatcher's own net (e.g. the audit log): still a KMS answer
+        log.exception("internal error answering %s", h.get("x-amz-target", ""))
+        return error_response(KMSInternalException("An internal error has occurred."), ctx.request_id)

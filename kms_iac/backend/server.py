@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import signal
 import sys
 import time
@@ -18,10 +20,12 @@ import httptools
 
 from kms_iac.backend.clock import OffsetClock
 from kms_iac.backend.core import Backend
-from kms_iac.backend.errors import KMSError, ValidationException
+from kms_iac.backend.errors import KMSError, KMSInternalException, ValidationException
 from kms_iac.backend.protocol import MAX_BODY_BYTES, encode, error_response, handle_http
 
+log = logging.getLogger("kms_iac.backend")
 ADMIN_TARGET = "KmsIacAdmin."
+MAX_HEADER_BYTES = 64 * 1024  # request line + headers; httptools itself buffers without a limit
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large", 500: b"Internal Server Error"}
 
 
@@ -51,6 +55,8 @@ class KmsHttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_len = 0
         self.too_large = False
+        self.header_bytes = 0
+        self.in_body = False
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,8 +70,16 @@ class KmsHttpProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ValidationException("HTTP upgrade is not supported."))
+        except httptools.HttpParserCallbackError:  # our own callback raised: a bug, not a bad request
+            log.exception("internal error answering a request")
+            self._fail(KMSInternalException("An internal error has occurred."))
         except httptools.HttpParserError:
             self._fail(ValidationException("Malformed HTTP request."))
+            return
+        if not self.in_body:  # still in the request line or headers: bound what httptools buffers
+            self.header_bytes += len(data)
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self._fail(ValidationException(f"Request line and headers exceed {MAX_HEADER_BYTES} bytes."))
 
     def _fail(self, err: KMSError) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -79,6 +93,9 @@ class KmsHttpProtocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+
+    def on_headers_complete(self) -> None:
+        self.in_body = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
@@ -94,6 +111,8 @@ class KmsHttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        if self.parser.should_upgrade():
+            return  # data_received answers it once, when httptools raises HttpParserUpgrade
         keep_alive = self.parser.should_keep_alive()
         method = self.parser.get_method().decode("latin-1")
         headers = {k.lower(): v for k, v in self.headers}
@@ -130,7 +149,11 @@ class KmsServer:
         try:
             doc = json.loads(body or b"{}")
             if action == "AdvanceClock":
-                now = self.backend.clock.advance(float(doc.get("Seconds", 0)))
+                seconds = float(doc.get("Seconds", 0))
+                if not math.isfinite(seconds) or not 0 <= self.backend.clock.now() + seconds < 253402300800:
+                    return 400, headers, encode({"__type": "ValidationException",
+                                                 "message": "Seconds must keep the clock between 1970 and 9999"})
+                now = self.backend.clock.advance(seconds)
                 return 200, headers, encode({"Now": now})
             if action == "GetClock":
                 return 200, headers, encode({"Now": self.backend.clock.now()})

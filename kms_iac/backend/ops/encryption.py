@@ -11,6 +11,7 @@ from kms_iac.backend.errors import (
     IncorrectKeyException,
     InvalidCiphertextException,
     InvalidKeyUsageException,
+    KMSInvalidStateException,
     NotFoundException,
     ValidationException,
 )
@@ -34,7 +35,10 @@ def _check_usage(key: KeyRecord, algorithm: str | None, operation: str = "Encryp
 
 def seal(call: Call, key: KeyRecord, plaintext: bytes, context: dict | None) -> tuple[bytes, str]:
     """Encrypt under the key's current material; return the blob and that material's id."""
-    version, material = call.material(key)  # type: ignore[misc]
+    found = call.material(key)
+    if found is None:  # no material (never imported): AWS refuses such a key as pending import
+        raise KMSInvalidStateException(f"{key.arn} is pending import.")
+    version, material = found
     blob = crypto.seal(material, key.key_id, version, plaintext, context)
     call.record_use(key)
     return blob, _material_id(call, key, version)

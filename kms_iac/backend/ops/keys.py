@@ -199,7 +199,9 @@ def schedule_key_deletion(call: Call, params: dict, key: KeyRecord) -> dict:
 @operation("CancelKeyDeletion", key="KeyId", mutates=True)
 def cancel_key_deletion(call: Call, params: dict, key: KeyRecord) -> dict:
     refuse_if_aws_managed(call, key)
-    call.store.update_key(call.conn, key, state=keystate.DISABLED, deletion_date=None, pending_window=None)
+    # A key that never had material (EXTERNAL, nothing imported) goes back to PendingImport, as in AWS.
+    state = keystate.DISABLED if key.current_version else keystate.PENDING_IMPORT
+    call.store.update_key(call.conn, key, state=state, deletion_date=None, pending_window=None)
     return {"KeyId": key.arn}
 
 
