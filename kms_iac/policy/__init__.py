@@ -1,0 +1,1 @@
+"""Key policy documents: building, normalizing and (later) evaluating them, in one place."""

@@ -1,0 +1,20 @@
+"""Entry point of ``pulumi-resource-kms-iac``: the engine starts it as a plugin."""
+
+from __future__ import annotations
+
+import sys
+
+from pulumi.provider.experimental.server import main as serve
+
+from kms_iac.provider import VERSION
+from kms_iac.provider.provider import KmsIacProvider
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    engine = next((a for a in args if not a.startswith("-")), None)
+    serve(args, VERSION, KmsIacProvider(engine))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The provider: routes the engine's requests to one handler per resource type."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from pulumi.provider.experimental.provider import (
+    CheckFailure,
+    CheckRequest,
+    CheckResponse,
+    ConfigureRequest,
+    ConfigureResponse,
+    CreateRequest,
+    CreateResponse,
+    DeleteRequest,
+    DiffRequest,
+    DiffResponse,
+    GetSchemaRequest,
+    GetSchemaResponse,
+    PropertyDiff,
+    PropertyDiffKind,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    UpdateRequest,
+    UpdateResponse,
+)
+
+from kms_iac.provider.engine_log import EngineLog
+from kms_iac.provider.props import unwrap, unwrap_map, wrap_map
+from kms_iac.provider.resources import HANDLERS
+from kms_iac.provider.resources.base import ResourceHandler
+from kms_iac.provider.schema import build_schema
+from kms_iac.provider.spec import check_types, diff
+from kms_iac.provider.target import Target
+
+
+class KmsIacProvider(Provider):
+    def __init__(self, engine_address: str | None = None) -> None:
+        self.target = Target("local")
+        self._client = None
+        self._client_lock = threading.Lock()
+        self.log = EngineLog(engine_address)
+
+    # -- configuration ---------------------------------------------------------------
+
+    async def get_schema(self, request: GetSchemaRequest) -> GetSchemaResponse:
+        return GetSchemaResponse(schema=json.dumps(build_schema()))
+
+    @staticmethod
+    def _config(variables: dict[str, str], args: dict) -> dict[str, str]:
+        cfg = {k.split(":", 1)[-1]: v for k, v in (variables or {}).items()}
+        for k, v in (args or {}).items():
+            value = unwrap(v)
+            if isinstance(value, str) and value:
+                cfg[k] = value
+        return cfg
+
+    async def check_config(self, request: CheckRequest) -> CheckResponse:
+        values, _ = unwrap_map(request.new_inputs)
+        try:
+            Target.from_config({k: v for k, v in values.items() if isinstance(v, str)})
+        except ValueError as exc:
+            return CheckResponse(inputs=request.new_inputs, failures=[CheckFailure("target", str(exc))])
+        return CheckResponse(inputs=request.new_inputs)
+
+    async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
+        self.target = Target.from_config(self._config(request.variables, request.args))
+        self._client = None
+        return ConfigureResponse(accept_secrets=True, supports_preview=True, accept_resources=True, accept_outputs=False)
+
+    def kms(self):
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.target.client()
+            return self._client
+
+    # -- resources ---------------------------------------------------------------------
+
+    @staticmethod
+    def _handler(token: str) -> ResourceHandler:
+        try:
+            return HANDLERS[token]
+        except KeyError:
+            raise ValueError(f"kms-iac has no resource type {token}") from None
+
+    async def check(self, request: CheckRequest) -> CheckResponse:
+        handler = self._handler(request.type)
+        news, secrets = unwrap_map(request.new_inputs)
+        inputs, failures = check_types(handler.spec, news)
+        failures += handler.validate(inputs)
+        secrets |= {p.name for p in handler.spec.props if p.secret}
+        return CheckResponse(inputs=wrap_map(inputs, secrets), failures=[CheckFailure(p, r) for p, r in failures])
+
+    async def diff(self, request: DiffRequest) -> DiffResponse:
+        handler = self._handler(request.type)
+        olds, _ = unwrap_map(request.old_state)
+        news, _ = unwrap_map(request.new_inputs)
+        ignored = set(request.ignore_changes or [])
+        changes, replaces = diff(handler.spec, olds, news)
+        changes = [c for c in changes if c not in ignored]
+        replaces = [r for r in replaces if r not in ignored]
+        if replaces:
+            note = handler.replacement_note(olds)
+            if note:
+                self.log.warn(request.urn, note)
+        detailed = {
+            c: PropertyDiff(PropertyDiffKind.UPDATE_REPLACE if c in replaces else PropertyDiffKind.UPDATE, True)
+            for c in changes
+        }
+        return DiffResponse(changes=bool(changes), replaces=replaces, diffs=changes, detailed_diff=detailed,
+                            delete_before_replace=False)
+
+    async def create(self, request: CreateRequest) -> CreateResponse:
+        handler = self._handler(request.type)
+        inputs, secrets = unwrap_map(request.properties)
+        if request.preview:
+            return CreateResponse(resource_id="", properties=wrap_map(handler.preview_outputs(inputs), secrets))
+        resource_id, state = await asyncio.to_thread(handler.create, self.kms(), request.name, inputs)
+        return CreateResponse(resource_id=resource_id, properties=wrap_map(state, secrets | self._secret_props(handler)))
+
+    async def read(self, request: ReadRequest) -> ReadResponse:
+        handler = self._handler(request.type)
+        state, secrets = unwrap_map(request.properties)
+        inputs, _ = unwrap_map(request.inputs)
+        state = await asyncio.to_thread(handler.read, self.kms(), request.name, request.resource_id, {**inputs, **state})
+        if state is None:
+            return ReadResponse(resource_id="", properties={}, inputs={})
+        new_inputs = {p.name: state[p.name] for p in handler.spec.inputs if p.name in state}
+        secrets |= self._secret_props(handler)
+        return ReadResponse(resource_id=request.resource_id, properties=wrap_map(state, secrets),
+                            inputs=wrap_map(new_inputs, secrets))
+
+    async def update(self, request: UpdateRequest) -> UpdateResponse:
+        handler = self._handler(request.type)
+        olds, _ = unwrap_map(request.olds)
+        news, secrets = unwrap_map(request.news)
+        changes, _ = diff(handler.spec, olds, news)
+        if request.preview:
+            return UpdateResponse(properties=wrap_map({**olds, **news}, secrets))
+        state = await asyncio.to_thread(handler.update, self.kms(), request.name, request.resource_id, olds, news, changes)
+        return UpdateResponse(properties=wrap_map(state, secrets | self._secret_props(handler)))
+
+    async def delete(self, request: DeleteRequest) -> None:
+        handler = self._handler(request.type)
+        state, _ = unwrap_map(request.properties)
+        await asyncio.to_thread(handler.delete, self.kms(), request.name, request.resource_id, state)
+
+    @staticmethod
+    def _secret_props(handler: ResourceHandler) -> set[str]:
+        return {p.name for p in handler.spec.props if p.secret}

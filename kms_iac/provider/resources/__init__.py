@@ -1,0 +1,9 @@
+"""One module per resource of the kms-iac provider."""
+
+from __future__ import annotations
+
+from kms_iac.provider.resources.alias import AliasHandler
+from kms_iac.provider.resources.base import ResourceHandler
+from kms_iac.provider.resources.key import KeyHandler
+
+HANDLERS: dict[str, ResourceHandler] = {h.spec.token: h for h in (KeyHandler(), AliasHandler())}

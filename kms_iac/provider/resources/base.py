@@ -1,0 +1,62 @@
+"""What every resource handler provides, and how KMS errors become Pulumi errors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kms_iac.provider.spec import ResourceSpec
+
+
+class ProviderError(Exception):
+    """A failure the engine shows against the resource, naming it and the KMS error."""
+
+
+def kms_error(resource: str, action: str, exc: ClientError) -> ProviderError:
+    err = exc.response.get("Error", {})
+    return ProviderError(f"{resource}: KMS {action} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": "))
+
+
+def kms_call(resource: str, action: str, fn, **kwargs) -> Any:
+    """Call KMS; turn a ClientError into a message that names the resource and the error."""
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        raise kms_error(resource, action, exc) from None
+
+
+def is_not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "NotFoundException"
+
+
+class ResourceHandler(ABC):
+    spec: ResourceSpec
+
+    def validate(self, inputs: dict) -> list[tuple[str, str]]:
+        """KMS's own rules for the inputs, so preview fails fast before any call."""
+        return []
+
+    @abstractmethod
+    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]: ...
+
+    @abstractmethod
+    def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
+        """The resource's actual state (inputs and outputs), or None when it is gone."""
+
+    @abstractmethod
+    def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict: ...
+
+    @abstractmethod
+    def delete(self, kms, name: str, resource_id: str, state: dict) -> None: ...
+
+    def preview_outputs(self, inputs: dict) -> dict:
+        """Outputs during preview: inputs as given, computed outputs unknown."""
+        from kms_iac.provider.props import UNKNOWN
+
+        return {**inputs, **{p.name: UNKNOWN for p in self.spec.props if p.output}}
+
+    def replacement_note(self, state: dict) -> str | None:
+        """What replacing this resource does to the old one, shown in the preview."""
+        return None

@@ -1,0 +1,245 @@
+"""``kms-iac:index:Key``: a customer managed KMS key.
+
+keySpec, keyUsage, multiRegion and customKeyStoreId replace the key; description,
+policy, rotation, enablement and tags update in place; deleting the key schedules its
+deletion with ``deletionWindowInDays`` (never an immediate loss).
+"""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from kms_iac.policy.normalize import policies_equal
+from kms_iac.provider.props import UNKNOWN
+from kms_iac.provider.resources.base import ResourceHandler, is_not_found, kms_call, kms_error
+from kms_iac.provider.spec import Prop, ResourceSpec
+
+# Which key usages AWS accepts with each key spec.
+USAGES_BY_SPEC: dict[str, tuple[str, ...]] = {
+    "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
+    "RSA_2048": ("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
+    "RSA_3072": ("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
+    "RSA_4096": ("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
+    "ECC_NIST_P256": ("SIGN_VERIFY", "KEY_AGREEMENT"),
+    "ECC_NIST_P384": ("SIGN_VERIFY", "KEY_AGREEMENT"),
+    "ECC_NIST_P521": ("SIGN_VERIFY", "KEY_AGREEMENT"),
+    "ECC_SECG_P256K1": ("SIGN_VERIFY",),
+    "ECC_NIST_EDWARDS25519": ("SIGN_VERIFY",),
+    "ML_DSA_44": ("SIGN_VERIFY",),
+    "ML_DSA_65": ("SIGN_VERIFY",),
+    "ML_DSA_87": ("SIGN_VERIFY",),
+    "HMAC_224": ("GENERATE_VERIFY_MAC",),
+    "HMAC_256": ("GENERATE_VERIFY_MAC",),
+    "HMAC_384": ("GENERATE_VERIFY_MAC",),
+    "HMAC_512": ("GENERATE_VERIFY_MAC",),
+    "SM2": ("ENCRYPT_DECRYPT", "SIGN_VERIFY", "KEY_AGREEMENT"),
+}
+MAX_POLICY_BYTES = 32768
+
+
+def _tags_equal(a: dict, b: dict) -> bool:
+    return dict(a or {}) == dict(b or {})
+
+
+SPEC = ResourceSpec(
+    "Key",
+    "A customer managed AWS KMS key.",
+    (
+        Prop("description", "string", "Description of the key.", default=""),
+        Prop("keySpec", "string", "Key spec (SYMMETRIC_DEFAULT, RSA_*, ECC_*, HMAC_*).", replaces=True, default="SYMMETRIC_DEFAULT"),
+        Prop("keyUsage", "string", "ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC or KEY_AGREEMENT.", replaces=True, default="ENCRYPT_DECRYPT"),
+        Prop("policy", "string", "Key policy (JSON). KMS's default policy when omitted.", equal=policies_equal, ignore_when_absent=True),
+        Prop("enableKeyRotation", "boolean", "Automatic rotation of the key material.", default=False),
+        Prop("rotationPeriodInDays", "integer", "Days between automatic rotations (90-2560).", ignore_when_absent=True),
+        Prop("deletionWindowInDays", "integer", "Waiting period (7-30 days) when the key is deleted.", default=30),
+        Prop("isEnabled", "boolean", "Whether the key is enabled.", default=True),
+        Prop("multiRegion", "boolean", "Create a multi-Region primary key.", replaces=True, default=False),
+        Prop("customKeyStoreId", "string", "Custom key store to create the key in.", replaces=True),
+        Prop("bypassPolicyLockoutSafetyCheck", "boolean", "Skip KMS's policy lockout safety check.", default=False),
+        Prop("tags", "map", "Tags of the key.", equal=_tags_equal, default={}),
+        Prop("arn", "string", "The key ARN.", output=True),
+        Prop("keyId", "string", "The key id.", output=True),
+        Prop("keyState", "string", "The key state (Enabled, Disabled, PendingDeletion, ...).", output=True),
+    ),
+)
+
+
+class KeyHandler(ResourceHandler):
+    spec = SPEC
+
+    def validate(self, inputs: dict) -> list[tuple[str, str]]:
+        fails: list[tuple[str, str]] = []
+        spec, usage = inputs.get("keySpec"), inputs.get("keyUsage")
+        if isinstance(spec, str) and spec not in USAGES_BY_SPEC:
+            fails.append(("keySpec", f"keySpec must be one of {', '.join(USAGES_BY_SPEC)}"))
+        elif isinstance(spec, str) and isinstance(usage, str) and usage not in USAGES_BY_SPEC[spec]:
+            fails.append(("keyUsage", f"keyUsage {usage} is not valid for keySpec {spec} (valid: {', '.join(USAGES_BY_SPEC[spec])})"))
+        if inputs.get("enableKeyRotation") is True and isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT":
+            fails.append(("enableKeyRotation", f"automatic rotation is only supported for SYMMETRIC_DEFAULT keys, not {spec}"))
+        period = inputs.get("rotationPeriodInDays")
+        if isinstance(period, int) and not 90 <= period <= 2560:
+            fails.append(("rotationPeriodInDays", f"rotationPeriodInDays must be between 90 and 2560, got {period}"))
+        window = inputs.get("deletionWindowInDays")
+        if isinstance(window, int) and not 7 <= window <= 30:
+            fails.append(("deletionWindowInDays", f"deletionWindowInDays must be between 7 and 30, got {window}"))
+        desc = inputs.get("description")
+        if isinstance(desc, str) and len(desc) > 8192:
+            fails.append(("description", "description must be at most 8192 characters"))
+        policy = inputs.get("policy")
+        if isinstance(policy, str):
+            if len(policy.encode()) > MAX_POLICY_BYTES:
+                fails.append(("policy", f"policy must be at most {MAX_POLICY_BYTES} bytes"))
+            else:
+                try:
+                    doc = json.loads(policy)
+                    if not isinstance(doc, dict) or "Statement" not in doc:
+                        fails.append(("policy", "policy must be a JSON object with a Statement"))
+                except json.JSONDecodeError as exc:
+                    fails.append(("policy", f"policy is not valid JSON: {exc}"))
+        tags = inputs.get("tags")
+        if isinstance(tags, dict):
+            if len(tags) > 50:
+                fails.append(("tags", "a key can have at most 50 tags"))
+            for k, v in tags.items():
+                if k.lower().startswith("aws:"):
+                    fails.append(("tags", f"tag key {k!r}: tags beginning with aws: are reserved"))
+                if not 1 <= len(k) <= 128 or not isinstance(v, str) or len(v) > 256:
+                    fails.append(("tags", f"tag {k!r}: keys are 1-128 characters, values strings of at most 256"))
+        return fails
+
+    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+        params: dict = {
+            "Description": inputs.get("description", ""),
+            "KeySpec": inputs["keySpec"],
+            "KeyUsage": inputs["keyUsage"],
+            "MultiRegion": bool(inputs.get("multiRegion")),
+            "Tags": [{"TagKey": k, "TagValue": v} for k, v in (inputs.get("tags") or {}).items()],
+        }
+        if inputs.get("policy"):
+            params["Policy"] = inputs["policy"]
+        if inputs.get("customKeyStoreId"):
+            params["CustomKeyStoreId"] = inputs["customKeyStoreId"]
+        if inputs.get("bypassPolicyLockoutSafetyCheck"):
+            params["BypassPolicyLockoutSafetyCheck"] = True
+        md = kms_call(name, "CreateKey", kms.create_key, **params)["KeyMetadata"]
+        key_id = md["KeyId"]
+        try:
+            if inputs.get("enableKeyRotation"):
+                self._enable_rotation(kms, name, key_id, inputs)
+            if inputs.get("isEnabled") is False:
+                kms_call(name, "DisableKey", kms.disable_key, KeyId=key_id)
+        except Exception:
+            # Never leave a half-configured key behind: schedule it for deletion, then fail.
+            try:
+                kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=inputs.get("deletionWindowInDays") or 30)
+            except ClientError:
+                pass
+            raise
+        state = self.read(kms, name, key_id, inputs)
+        assert state is not None
+        return key_id, state
+
+    def _enable_rotation(self, kms, name: str, key_id: str, inputs: dict) -> None:
+        args = {"KeyId": key_id}
+        if inputs.get("rotationPeriodInDays"):
+            args["RotationPeriodInDays"] = inputs["rotationPeriodInDays"]
+        kms_call(name, "EnableKeyRotation", kms.enable_key_rotation, **args)
+
+    def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
+        try:
+            md = kms.describe_key(KeyId=resource_id)["KeyMetadata"]
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        if md["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
+            return None  # scheduled for deletion: gone as far as the program is concerned
+        policy = kms_call(name, "GetKeyPolicy", kms.get_key_policy, KeyId=resource_id, PolicyName="default")["Policy"]
+        rotation_enabled, period = False, state.get("rotationPeriodInDays")
+        if md.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" and md.get("Origin") == "AWS_KMS":
+            rot = kms_call(name, "GetKeyRotationStatus", kms.get_key_rotation_status, KeyId=resource_id)
+            rotation_enabled = bool(rot.get("KeyRotationEnabled"))
+            if rotation_enabled and rot.get("RotationPeriodInDays"):
+                period = int(rot["RotationPeriodInDays"])
+        tags: dict = {}
+        for page in kms.get_paginator("list_resource_tags").paginate(KeyId=resource_id):
+            tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+        # Keep the program's own spelling of the policy when it means the same, so no diff appears.
+        if isinstance(state.get("policy"), str) and policies_equal(state["policy"], policy):
+            policy = state["policy"]
+        out = {
+            "description": md.get("Description", ""),
+            "keySpec": md.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            "keyUsage": md.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            "policy": policy,
+            "enableKeyRotation": rotation_enabled,
+            "deletionWindowInDays": state.get("deletionWindowInDays") or 30,
+            "isEnabled": md["KeyState"] == "Enabled",
+            "multiRegion": bool(md.get("MultiRegion")),
+            "bypassPolicyLockoutSafetyCheck": bool(state.get("bypassPolicyLockoutSafetyCheck", False)),
+            "tags": tags,
+            "arn": md["Arn"],
+            "keyId": md["KeyId"],
+            "keyState": md["KeyState"],
+        }
+        if period is not None:
+            out["rotationPeriodInDays"] = period
+        if md.get("CustomKeyStoreId"):
+            out["customKeyStoreId"] = md["CustomKeyStoreId"]
+        return out
+
+    def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
+        enabling = "isEnabled" in changes and news.get("isEnabled", True)
+        disabling = "isEnabled" in changes and not news.get("isEnabled", True)
+        if enabling:
+            kms_call(name, "EnableKey", kms.enable_key, KeyId=resource_id)
+        if "description" in changes:
+            kms_call(name, "UpdateKeyDescription", kms.update_key_description, KeyId=resource_id,
+                     Description=news.get("description", ""))
+        if "policy" in changes and news.get("policy"):
+            args = {"KeyId": resource_id, "PolicyName": "default", "Policy": news["policy"]}
+            if news.get("bypassPolicyLockoutSafetyCheck"):
+                args["BypassPolicyLockoutSafetyCheck"] = True
+            kms_call(name, "PutKeyPolicy", kms.put_key_policy, **args)
+        if {"enableKeyRotation", "rotationPeriodInDays"} & set(changes):
+            if news.get("enableKeyRotation"):
+                self._enable_rotation(kms, name, resource_id, news)
+            elif olds.get("enableKeyRotation"):
+                kms_call(name, "DisableKeyRotation", kms.disable_key_rotation, KeyId=resource_id)
+        if "tags" in changes:
+            old_tags, new_tags = olds.get("tags") or {}, news.get("tags") or {}
+            gone = [k for k in old_tags if k not in new_tags]
+            if gone:
+                kms_call(name, "UntagResource", kms.untag_resource, KeyId=resource_id, TagKeys=gone)
+            changed = [{"TagKey": k, "TagValue": v} for k, v in new_tags.items() if old_tags.get(k) != v]
+            if changed:
+                kms_call(name, "TagResource", kms.tag_resource, KeyId=resource_id, Tags=changed)
+        if disabling:
+            kms_call(name, "DisableKey", kms.disable_key, KeyId=resource_id)
+        state = self.read(kms, name, resource_id, {**olds, **news})
+        if state is None:
+            raise RuntimeError(f"{name}: key {resource_id} disappeared during the update")
+        return state
+
+    def delete(self, kms, name: str, resource_id: str, state: dict) -> None:
+        window = int(state.get("deletionWindowInDays") or 30)
+        try:
+            kms.schedule_key_deletion(KeyId=resource_id, PendingWindowInDays=window)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if is_not_found(exc) or (code == "KMSInvalidStateException" and "pending deletion" in str(exc)):
+                return  # already gone or already scheduled
+            raise kms_error(name, "ScheduleKeyDeletion", exc) from None
+
+    def preview_outputs(self, inputs: dict) -> dict:
+        out = super().preview_outputs(inputs)
+        if "policy" not in inputs:
+            out["policy"] = UNKNOWN
+        return out
+
+    def replacement_note(self, state: dict) -> str | None:
+        window = state.get("deletionWindowInDays") or 30
+        key = state.get("keyId") or "the old key"
+        return f"replacing schedules deletion of key {key} with a {window}-day waiting period (it can be cancelled until then)"

@@ -1,0 +1,126 @@
+"""Typed Pulumi resources of the ``kms-iac`` provider, for Python programs.
+
+    from kms_iac import resources as kms
+    key = kms.Key("orders", description="orders tenant", enable_key_rotation=True)
+    kms.Alias("orders", name="alias/orders", target_key_id=key.key_id)
+
+Arguments are snake_case (as pulumi-aws spells them); the engine sees the provider's
+camelCase property names. The provider plugin is ``pulumi-resource-kms-iac``, put on
+PATH by installing this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import pulumi
+
+from kms_iac.provider import PACKAGE, VERSION
+from kms_iac.provider.resources.alias import SPEC as ALIAS_SPEC
+from kms_iac.provider.resources.key import SPEC as KEY_SPEC
+from kms_iac.provider.spec import ResourceSpec
+
+Input = pulumi.Input
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def _snake(camel: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
+
+
+class _KmsResource(pulumi.CustomResource):
+    """Maps snake_case arguments to the provider's camelCase properties and back."""
+
+    _spec: ResourceSpec
+
+    def __init__(self, resource_name: str, args: Mapping[str, Any], opts: Optional[pulumi.ResourceOptions]) -> None:
+        props: dict[str, Any] = {p.name: None for p in self._spec.props}
+        for snake, value in args.items():
+            if value is not None:
+                props[_camel(snake)] = value
+        opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=VERSION), opts)
+        super().__init__(self._spec.token, resource_name, props, opts)
+
+    def translate_output_property(self, prop: str) -> str:
+        return _snake(prop)
+
+    def translate_input_property(self, prop: str) -> str:
+        return _camel(prop)
+
+
+class Key(_KmsResource):
+    """A customer managed KMS key. Deleting it schedules deletion after ``deletion_window_in_days``."""
+
+    _spec = KEY_SPEC
+    arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    key_state: pulumi.Output[str]
+    policy: pulumi.Output[str]
+    description: pulumi.Output[str]
+    enable_key_rotation: pulumi.Output[bool]
+    rotation_period_in_days: pulumi.Output[Optional[int]]
+    is_enabled: pulumi.Output[bool]
+    tags: pulumi.Output[Mapping[str, str]]
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        description: Input[str] | None = None,
+        key_spec: Input[str] | None = None,
+        key_usage: Input[str] | None = None,
+        policy: Input[str] | None = None,
+        enable_key_rotation: Input[bool] | None = None,
+        rotation_period_in_days: Input[int] | None = None,
+        deletion_window_in_days: Input[int] | None = None,
+        is_enabled: Input[bool] | None = None,
+        multi_region: Input[bool] | None = None,
+        custom_key_store_id: Input[str] | None = None,
+        bypass_policy_lockout_safety_check: Input[bool] | None = None,
+        tags: Input[Mapping[str, Input[str]]] | None = None,
+    ) -> None:
+        args = dict(locals())
+        for k in ("self", "resource_name", "opts", "__class__"):
+            args.pop(k, None)
+        super().__init__(resource_name, args, opts)
+
+
+class Alias(_KmsResource):
+    """An alias (``alias/...``) naming a key."""
+
+    _spec = ALIAS_SPEC
+    arn: pulumi.Output[str]
+    target_key_arn: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        name: Input[str] | None = None,
+        target_key_id: Input[str] | None = None,
+    ) -> None:
+        super().__init__(resource_name, {"name": name, "target_key_id": target_key_id}, opts)
+
+
+class Provider(pulumi.ProviderResource):
+    """An explicit kms-iac provider: another target, region, account or data dir in one program."""
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        target: Input[str] | None = None,
+        region: Input[str] | None = None,
+        profile: Input[str] | None = None,
+        data_dir: Input[str] | None = None,
+    ) -> None:
+        props = {"target": target, "region": region, "profile": profile, "dataDir": data_dir}
+        opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=VERSION), opts)
+        super().__init__(PACKAGE, resource_name, props, opts)
