@@ -38,10 +38,10 @@ class _KmsResource(pulumi.CustomResource):
     _spec: ResourceSpec
 
     def __init__(self, resource_name: str, args: Mapping[str, Any], opts: Optional[pulumi.ResourceOptions]) -> None:
-        props: dict[str, Any] = {p.name: None for p in self._spec.props}
-        for snake, value in args.items():
-            if value is not None:
-                props[_camel(snake)] = value
+        # The SDK keys output futures by these (Python) names and translates them to the
+        # provider's camelCase names on the wire with translate_input/output_property.
+        props: dict[str, Any] = {p.snake: None for p in self._spec.props}
+        props.update({k: v for k, v in args.items() if v is not None})
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=VERSION), opts)
         super().__init__(self._spec.token, resource_name, props, opts)
 
@@ -121,6 +121,9 @@ class Provider(pulumi.ProviderResource):
         profile: Input[str] | None = None,
         data_dir: Input[str] | None = None,
     ) -> None:
-        props = {"target": target, "region": region, "profile": profile, "dataDir": data_dir}
+        props = {"target": target, "region": region, "profile": profile, "data_dir": data_dir}
         opts = pulumi.ResourceOptions.merge(pulumi.ResourceOptions(version=VERSION), opts)
         super().__init__(PACKAGE, resource_name, props, opts)
+
+    def translate_input_property(self, prop: str) -> str:
+        return _camel(prop)

@@ -33,7 +33,7 @@ from kms_iac.provider.props import unwrap, unwrap_map, wrap_map
 from kms_iac.provider.resources import HANDLERS
 from kms_iac.provider.resources.base import ResourceHandler
 from kms_iac.provider.schema import build_schema
-from kms_iac.provider.spec import check_types, diff
+from kms_iac.provider.spec import check_types, coerce, diff
 from kms_iac.provider.target import Target
 
 
@@ -80,6 +80,11 @@ class KmsIacProvider(Provider):
     # -- resources ---------------------------------------------------------------------
 
     @staticmethod
+    def _values(handler: ResourceHandler, props: dict | None) -> tuple[dict, set[str]]:
+        values, secrets = unwrap_map(props)
+        return coerce(handler.spec, values), secrets
+
+    @staticmethod
     def _handler(token: str) -> ResourceHandler:
         try:
             return HANDLERS[token]
@@ -88,7 +93,7 @@ class KmsIacProvider(Provider):
 
     async def check(self, request: CheckRequest) -> CheckResponse:
         handler = self._handler(request.type)
-        news, secrets = unwrap_map(request.new_inputs)
+        news, secrets = self._values(handler, request.new_inputs)
         inputs, failures = check_types(handler.spec, news)
         failures += handler.validate(inputs)
         secrets |= {p.name for p in handler.spec.props if p.secret}
@@ -96,8 +101,8 @@ class KmsIacProvider(Provider):
 
     async def diff(self, request: DiffRequest) -> DiffResponse:
         handler = self._handler(request.type)
-        olds, _ = unwrap_map(request.old_state)
-        news, _ = unwrap_map(request.new_inputs)
+        olds, _ = self._values(handler, request.old_state)
+        news, _ = self._values(handler, request.new_inputs)
         ignored = set(request.ignore_changes or [])
         changes, replaces = diff(handler.spec, olds, news)
         changes = [c for c in changes if c not in ignored]
@@ -115,7 +120,7 @@ class KmsIacProvider(Provider):
 
     async def create(self, request: CreateRequest) -> CreateResponse:
         handler = self._handler(request.type)
-        inputs, secrets = unwrap_map(request.properties)
+        inputs, secrets = self._values(handler, request.properties)
         if request.preview:
             return CreateResponse(resource_id="", properties=wrap_map(handler.preview_outputs(inputs), secrets))
         resource_id, state = await asyncio.to_thread(handler.create, self.kms(), request.name, inputs)
@@ -123,8 +128,8 @@ class KmsIacProvider(Provider):
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         handler = self._handler(request.type)
-        state, secrets = unwrap_map(request.properties)
-        inputs, _ = unwrap_map(request.inputs)
+        state, secrets = self._values(handler, request.properties)
+        inputs, _ = self._values(handler, request.inputs)
         state = await asyncio.to_thread(handler.read, self.kms(), request.name, request.resource_id, {**inputs, **state})
         if state is None:
             return ReadResponse(resource_id="", properties={}, inputs={})
@@ -135,8 +140,8 @@ class KmsIacProvider(Provider):
 
     async def update(self, request: UpdateRequest) -> UpdateResponse:
         handler = self._handler(request.type)
-        olds, _ = unwrap_map(request.olds)
-        news, secrets = unwrap_map(request.news)
+        olds, _ = self._values(handler, request.olds)
+        news, secrets = self._values(handler, request.news)
         changes, _ = diff(handler.spec, olds, news)
         if request.preview:
             return UpdateResponse(properties=wrap_map({**olds, **news}, secrets))
@@ -145,7 +150,7 @@ class KmsIacProvider(Provider):
 
     async def delete(self, request: DeleteRequest) -> None:
         handler = self._handler(request.type)
-        state, _ = unwrap_map(request.properties)
+        state, _ = self._values(handler, request.properties)
         await asyncio.to_thread(handler.delete, self.kms(), request.name, request.resource_id, state)
 
     @staticmethod

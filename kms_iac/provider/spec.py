@@ -48,6 +48,16 @@ class ResourceSpec:
 _PY_TYPES = {"string": (str,), "integer": (int,), "boolean": (bool,), "map": (dict,), "array": (list,)}
 
 
+def coerce(spec: ResourceSpec, values: dict) -> dict:
+    """The engine sends every number as a float; give integer properties back their type."""
+    out = dict(values)
+    for p in spec.props:
+        v = out.get(p.name)
+        if p.type == "integer" and isinstance(v, float) and v.is_integer():
+            out[p.name] = int(v)
+    return out
+
+
 def check_types(spec: ResourceSpec, inputs: dict) -> tuple[dict, list[tuple[str, str]]]:
     """Apply defaults and type-check inputs; return (inputs, [(property, reason)])."""
     out: dict = {}

@@ -11,7 +11,20 @@ from kms_iac.provider.spec import ResourceSpec
 
 
 class ProviderError(Exception):
-    """A failure the engine shows against the resource, naming it and the KMS error."""
+    """A failure the engine shows against the resource, naming it and the KMS error.
+
+    The SDK's provider server appends the Python traceback of any exception to the
+    message the user sees; for an expected KMS refusal that is noise, so this error
+    reports no traceback.
+    """
+
+    @property
+    def __traceback__(self):  # type: ignore[override]
+        return None
+
+    @__traceback__.setter
+    def __traceback__(self, value) -> None:
+        pass
 
 
 def kms_error(resource: str, action: str, exc: ClientError) -> ProviderError:
@@ -55,7 +68,8 @@ class ResourceHandler(ABC):
         """Outputs during preview: inputs as given, computed outputs unknown."""
         from kms_iac.provider.props import UNKNOWN
 
-        return {**inputs, **{p.name: UNKNOWN for p in self.spec.props if p.output}}
+        # Outputs left out are unknown to the engine during a preview.
+        return {k: v for k, v in inputs.items() if not self.spec.prop(k).output}
 
     def replacement_note(self, state: dict) -> str | None:
         """What replacing this resource does to the old one, shown in the preview."""

@@ -12,7 +12,6 @@ import json
 from botocore.exceptions import ClientError
 
 from kms_iac.policy.normalize import policies_equal
-from kms_iac.provider.props import UNKNOWN
 from kms_iac.provider.resources.base import ResourceHandler, is_not_found, kms_call, kms_error
 from kms_iac.provider.spec import Prop, ResourceSpec
 
@@ -232,12 +231,6 @@ class KeyHandler(ResourceHandler):
             if is_not_found(exc) or (code == "KMSInvalidStateException" and "pending deletion" in str(exc)):
                 return  # already gone or already scheduled
             raise kms_error(name, "ScheduleKeyDeletion", exc) from None
-
-    def preview_outputs(self, inputs: dict) -> dict:
-        out = super().preview_outputs(inputs)
-        if "policy" not in inputs:
-            out["policy"] = UNKNOWN
-        return out
 
     def replacement_note(self, state: dict) -> str | None:
         window = state.get("deletionWindowInDays") or 30

@@ -482,8 +482,14 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 		return nil, err
 	}
 
-	// The shim reads the stack configuration from these variables.
-	config, err := json.Marshal(req.GetConfig())
+	// The shim reads the stack configuration from these variables. Both are
+	// always set (as {} and [] when empty; JSON null would crash the SDK) so
+	// nothing stale is inherited from the environment.
+	configMap := req.GetConfig()
+	if configMap == nil {
+		configMap = map[string]string{}
+	}
+	config, err := json.Marshal(configMap)
 	if err != nil {
 		return nil, fmt.Errorf("failed to serialize configuration: %w", err)
 	}
