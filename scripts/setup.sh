@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything kms-iac needs, idempotently: a virtualenv in .venv with the
-# project (editable) and its test tools. A second run with unchanged inputs is instant.
+# project (editable) and its test tools, and the Pulumi CLI. A second run with unchanged
+# inputs is instant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,13 +17,14 @@ fi
 VENV=.venv
 STAMP="$VENV/.kms-iac-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-32)
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
-  exit 0
+if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; }; then
+  echo "setup: creating $VENV and installing kms-iac with its test tools (first run only)" >&2
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  echo "$want" > "$STAMP"
 fi
 
-echo "setup: creating $VENV and installing kms-iac with its test tools (first run only)" >&2
-[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
-echo "$want" > "$STAMP"
-echo "setup: done" >&2
+# The Pulumi CLI and Python language host, pinned to the SDK's version: the one on PATH
+# if it is that version, else built once from the Go module proxy into ~/.cache/kms-iac/.
+scripts/ensure_pulumi.sh >/dev/null
