@@ -573,7 +573,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", type=_csv(SERVERS), default=list(SERVERS), help="comma list (default all)")
     parser.add_argument("--ops", type=_csv(OPS), default=list(OPS), help="comma list (default all)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument("--kms-iac-workers", type=int, default=peers.KMS_IAC_WORKERS,
+                        help="worker processes of kms-iac's server (default 2: one per core, as local-kms's "
+                             "Go runtime uses every core)")
     args = parser.parse_args(argv)
+    peers.KMS_IAC_WORKERS = args.kms_iac_workers
     if args.seconds <= 0 or args.warmup < 0 or args.procs < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, --procs >= 1")
     return args

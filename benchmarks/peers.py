@@ -214,6 +214,9 @@ def _kms_iac_env() -> dict[str, str]:
     return {"PYTHONPATH": path}
 
 
+KMS_IAC_WORKERS = int(os.environ.get("KMS_IAC_BENCH_WORKERS", "2"))
+
+
 def start_kms_iac(port: int | None = None, data_dir: Path | None = None) -> ServerHandle:
     """kms-iac's own server; ready once it printed ``listening on http://HOST:PORT``.
 
@@ -237,5 +240,6 @@ def start_kms_iac(port: int | None = None, data_dir: Path | None = None) -> Serv
     cmd = [
         sys.executable, "-m", "kms_iac", "local", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+        "--workers", str(KMS_IAC_WORKERS),
     ]  # fmt: skip
     return _launch("kms-iac", cmd, port, env=env, cwd=REPO_ROOT, ready_line="listening on http://", cleanup=cleanup)

@@ -12,9 +12,11 @@ import asyncio
 import json
 import logging
 import math
+import os
 import signal
+import socket
 import sys
-import time
+from typing import Callable
 
 import httptools
 
@@ -133,8 +135,10 @@ class KmsHttpProtocol(asyncio.Protocol):
 class KmsServer:
     """Owns the backend and the listening socket; stops cleanly on SIGTERM/SIGINT."""
 
-    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 4599, clock_control: bool = False) -> None:
+    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 4599, clock_control: bool = False,
+                 sock: socket.socket | None = None) -> None:
         self.backend = backend
+        self.sock = sock
         self.host = host
         self.port = port
         self.clock_control = clock_control
@@ -177,7 +181,11 @@ class KmsServer:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port, reuse_address=True, backlog=1024)
+        if self.sock is not None:  # a worker of a multi-process server: the parent bound the socket
+            self._server = await loop.create_server(lambda: KmsHttpProtocol(self), sock=self.sock, backlog=1024)
+        else:
+            self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port,
+                                                    reuse_address=True, backlog=1024)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         if ready_line:
@@ -190,13 +198,66 @@ class KmsServer:
         self.backend.close()
 
 
-def run(backend: Backend, host: str, port: int, clock_control: bool = False) -> None:
+def _install_uvloop() -> None:
     try:
-        import uvloop  # type: ignore
+        import uvloop  # type: ignore[import-not-found]
 
         uvloop.install()
     except ImportError:
         pass
-    started = time.monotonic()
-    asyncio.run(KmsServer(backend, host, port, clock_control).serve())
-    _ = started
+
+
+def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control: bool = False, workers: int = 1) -> None:
+    """Serve until SIGTERM/SIGINT.
+
+    With ``workers > 1`` the parent binds the socket, forks that many worker processes
+    (each with its own Backend on the same data dir, which the store makes safe) and
+    prints the ready line; the kernel spreads connections over the workers.
+    """
+    _install_uvloop()
+    if workers <= 1:
+        asyncio.run(KmsServer(make_backend(), host, port, clock_control).serve())
+        return
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM for us
+                asyncio.run(KmsServer(make_backend(), host, port, clock_control, sock=sock).serve(ready_line=False))
+            except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
+                log.exception("worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    bound_port = sock.getsockname()[1]
+    sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    print(f"listening on http://{host}:{bound_port}", flush=True)
+    failed = False
+    for pid in children:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        failed |= os.waitstatus_to_exitcode(status) != 0
+        forward(signal.SIGTERM, None)  # one worker gone: stop the others too
+    sys.exit(1 if failed else 0)

@@ -34,19 +34,27 @@ def local() -> None:
 @click.option("--clock-control", is_flag=True, help="Testing: allow KmsIacAdmin.AdvanceClock to move the backend's clock.")
 @click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True,
               help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the port and the data dir (use the machine's cores).")
 def serve(host: str, port: int, data_dir: Path | None, region: str, account: str,
-          requests_per_second: float | None, clock_control: bool, synchronous: str) -> None:
+          requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int) -> None:
     """Serve the KMS JSON 1.1 API over HTTP."""
     from kms_iac.backend.clock import OffsetClock
     from kms_iac.backend.core import Backend
     from kms_iac.backend.server import run
 
-    backend = Backend(
-        data_dir or default_data_dir(), region=region, account=account,
-        clock=OffsetClock() if clock_control else None,
-        requests_per_second=requests_per_second, synchronous=synchronous,
-    )
-    run(backend, host, port, clock_control=clock_control)
+    if workers > 1 and (clock_control or requests_per_second):
+        raise click.UsageError("--workers > 1 cannot be combined with --clock-control or --requests-per-second "
+                               "(each worker would keep its own clock and quota)")
+
+    def make_backend() -> Backend:
+        return Backend(
+            data_dir or default_data_dir(), region=region, account=account,
+            clock=OffsetClock() if clock_control else None,
+            requests_per_second=requests_per_second, synchronous=synchronous,
+        )
+
+    run(make_backend, host, port, clock_control=clock_control, workers=workers)
 
 
 @local.command()
