@@ -23,7 +23,8 @@ def pulumi_bin_dir() -> Path:
 class PulumiProject:
     """A throwaway Pulumi project and stack in ``work``; state in a local file backend."""
 
-    def __init__(self, work: Path, pulumi_bin: Path, config: dict[str, str] | None = None, stack: str = "test") -> None:
+    def __init__(self, work: Path, pulumi_bin: Path, config: dict[str, str] | None = None, stack: str = "test",
+                 env: dict[str, str] | None = None, init_args: tuple[str, ...] = ()) -> None:
         self.dir = work / "project"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = work / "state"
@@ -41,6 +42,7 @@ class PulumiProject:
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "PULUMI_SKIP_CONFIRMATIONS": "true",
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
         (self.dir / "Pulumi.yaml").write_text(textwrap.dedent(f"""\
             name: kms-iac-test
@@ -50,7 +52,7 @@ class PulumiProject:
                 virtualenv: {VENV_BIN.parent}
             """))
         self.write_program("import pulumi\n")
-        self.run("stack", "init", stack)
+        self.run("stack", "init", stack, *init_args)
         for k, v in (config or {}).items():
             self.run("config", "set", k, v)
 
