@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets everything up, then runs the example multi-tenant deployment
-# against the embedded local KMS backend and prints its report.
+# against the embedded local KMS backend with the real Pulumi engine, and prints its report.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh
-exec .venv/bin/python examples/multi_tenant_local.py "$@"
+exec .venv/bin/python examples/main_job.py "$@"

@@ -8,6 +8,18 @@ CPU. The default client is deliberately thin (a keep-alive
 once up front) so the client is not the bottleneck; ``--client boto3``
 measures what an application using boto3 would see instead.
 
+All servers are started up front (idle, they cost next to nothing) and each
+op is measured in ``--rounds`` interleaved rounds, the server order reversing
+every round (kms-iac, moto, local-kms; then local-kms, moto, kms-iac; ...) so
+slow drift of the machine hits every server alike. The tables report the
+median per cell with the min-max spread; ratios and targets use medians.
+
+Besides throughput, the server's CPU time (user + system, summed over its
+whole process tree so forked workers count) is read from ``/proc`` at the
+start and end of each measuring window and divided by the successful requests
+in it: CPU microseconds per request, a figure that does not depend on how
+busy the (shared) client side kept the server.
+
 Only HTTP 200 responses count, and every process checks response contents
 (e.g. Decrypt really returns the plaintext) on the first response of its
 measuring window and on one extra request after it. The exit status is non-zero only for errors
@@ -16,7 +28,7 @@ missed performance targets.
 
 Example::
 
-    python benchmarks/bench_backend.py --seconds 5 --procs 2 --json out.json
+    python benchmarks/bench_backend.py --seconds 5 --procs 2 --rounds 3 --json out.json
 """
 
 from __future__ import annotations
@@ -28,11 +40,13 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import signal
+import statistics
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -249,8 +263,12 @@ def _note(result: WorkerResult, message: str) -> None:
         result.problems.append(message)
 
 
-def run_worker(job: OpJob) -> WorkerResult:
-    """Warm up, count 200s for ``job.seconds``, verify the first and a final response."""
+def run_worker(job: OpJob, start_window: Callable[[], object] = lambda: None) -> WorkerResult:
+    """Warm up, count 200s for ``job.seconds``, verify the first and a final response.
+
+    ``start_window`` blocks until every client process (and the parent, which
+    snapshots the server's CPU time then) is ready to start counting.
+    """
     driver: Driver = RawDriver(job) if job.client == "raw" else Boto3Driver(job)
     result = WorkerResult()
 
@@ -278,6 +296,7 @@ def run_worker(job: OpJob) -> WorkerResult:
                 driver.call(False)
             except (OSError, http.client.HTTPException):
                 pass  # only the measuring window's errors count
+        start_window()
         verify_next = True  # check the first successful response of the window
         start = time.perf_counter()
         end = start + job.seconds
@@ -308,11 +327,12 @@ def run_worker(job: OpJob) -> WorkerResult:
     return result
 
 
-def _worker_entry(job: OpJob, barrier: Any, queue: Any) -> None:
+def _worker_entry(job: OpJob, barrier: Any, window: Any, queue: Any) -> None:
     """Process entry point: wait for all siblings, run, always report back."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # undo the parent's cleanup handler (fork)
     try:
         barrier.wait(BARRIER_TIMEOUT_S)
-        queue.put(("ok", asdict(run_worker(job))))
+        queue.put(("ok", asdict(run_worker(job, lambda: window.wait(window_timeout(job))))))
     except BaseException:  # noqa: BLE001  (report anything to the parent)
         queue.put(("error", traceback.format_exc()))
 

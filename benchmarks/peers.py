@@ -6,6 +6,9 @@ loopback, blocks until its TCP port accepts connections, and returns a
 must talk to every server over real HTTP from separate processes, so that the
 numbers compare servers rather than in-process shortcuts.
 
+:meth:`ServerHandle.cpu_seconds` reads the CPU time the server has used so far
+(its whole process tree, so forked workers count too) from ``/proc``.
+
 The local-kms Go binary is built once with ``go install`` through the Go
 module proxy and cached under ``~/.cache/kms-iac/peers/`` so later runs start
 instantly.
@@ -42,6 +45,11 @@ LOCAL_KMS_ACCOUNT_ID = "111122223333"
 
 STARTUP_TIMEOUT_S = 60.0
 
+PROC = Path("/proc")
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# /proc/<pid>/task/<tid>/children needs CONFIG_PROC_CHILDREN; otherwise scan /proc.
+_HAS_CHILDREN_FILES = (PROC / str(os.getpid()) / "task" / str(os.getpid()) / "children").exists()
+
 
 class PeerUnavailable(RuntimeError):
     """A peer cannot run on this machine (e.g. not installed); skip it, don't fail."""
@@ -58,7 +66,13 @@ class ServerHandle:
     _cleanup: list[Path] = field(default_factory=list)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Terminate only the process we started (SIGTERM, then SIGKILL), then tidy up."""
+        """Terminate the process we started (SIGTERM, then SIGKILL), then tidy up.
+
+        The server runs in its own session, so its process group id is its pid.
+        Once it is reaped, anything still in that group is a descendant it left
+        behind (e.g. a forked worker of a SIGKILLed parent): kill those too. A
+        pid still in use as a group id is never reused, so this hits nothing else.
+        """
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -66,10 +80,22 @@ class ServerHandle:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+        if hasattr(os, "killpg"):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # the group is empty: nothing left behind
         for path in self._cleanup:
             shutil.rmtree(path, ignore_errors=True)
         self._cleanup.clear()
         self.log_path.unlink(missing_ok=True)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by the server and all its descendants.
+
+        None where ``/proc`` is unavailable or the server has exited.
+        """
+        return process_tree_cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         """Last lines of the server's combined stdout/stderr, for error messages."""
@@ -84,6 +110,70 @@ class ServerHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 onwards of ``/proc/<pid>/stat`` (after the parenthesised comm, which
+    may contain spaces), or None if the process is gone."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def _children_map() -> dict[int, list[int]]:
+    """ppid -> child pids for every process, from a scan of ``/proc/*/stat``."""
+    children: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` from ``/proc/<pid>/task/*/children`` (any thread may fork)."""
+    kids: list[int] = []
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return kids
+    for task in tasks:
+        try:
+            kids.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass  # the thread exited meanwhile
+    return kids
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its live descendants."""
+    scanned = None if _HAS_CHILDREN_FILES else _children_map()
+    tree: list[int] = []
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(_children(pid) if scanned is None else scanned.get(pid, []))
+    return tree
+
+
+def process_tree_cpu_seconds(root: int) -> float | None:
+    """Sum of utime + stime over ``root``'s process tree, in seconds.
+
+    cutime + cstime (CPU of children already reaped) are added too, so a worker
+    exiting and being reaped by its parent moves its time within the sum rather
+    than out of it; for long-lived servers they are constant and cancel out of
+    any before/after difference. None if ``/proc`` is missing or ``root`` is gone.
+    """
+    if not PROC.is_dir() or _stat_fields(root) is None:
+        return None
+    ticks = 0
+    for pid in process_tree(root):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            ticks += sum(int(v) for v in fields[11:15])  # stat fields 14-17: utime stime cutime cstime
+    return ticks / CLOCK_TICKS_PER_S
 
 
 def free_port() -> int:

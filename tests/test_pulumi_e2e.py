@@ -13,7 +13,7 @@ import pytest
 from kms_iac.backend.embedded import embedded_client
 from kms_iac.policy.normalize import policies_equal
 from tests.helpers import TEST_CREDS, MotoServer, ServerProcess
-from tests.pulumi_helpers import PulumiProject, pulumi_bin_dir
+from kms_iac.engine import PulumiProject, pulumi_bin_dir
 
 pytestmark = pytest.mark.slow
 ACCOUNT = "111122223333"

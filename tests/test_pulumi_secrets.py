@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.helpers import TEST_CREDS, ServerProcess
-from tests.pulumi_helpers import PulumiProject, pulumi_bin_dir
+from kms_iac.engine import PulumiProject, pulumi_bin_dir
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
+import time
 
 from pulumi.provider.experimental.provider import (
     CheckFailure,
@@ -35,6 +37,20 @@ from kms_iac.provider.resources.base import ResourceHandler
 from kms_iac.provider.schema import build_schema
 from kms_iac.provider.spec import check_types, coerce, diff
 from kms_iac.provider.target import Target
+
+
+_TIMINGS = os.environ.get("KMS_IAC_PROVIDER_TIMINGS")  # benchmarks: where to append per-call timings
+
+
+async def _timed(kind: str, token: str, fn, *args):
+    """Run a blocking handler call in a thread; with KMS_IAC_PROVIDER_TIMINGS set, record its duration."""
+    start = time.perf_counter()
+    try:
+        return await asyncio.to_thread(fn, *args)
+    finally:
+        if _TIMINGS:
+            with open(_TIMINGS, "a") as f:
+                f.write(json.dumps({"op": kind, "type": token, "seconds": time.perf_counter() - start}) + "\n")
 
 
 class KmsIacProvider(Provider):
@@ -123,14 +139,15 @@ class KmsIacProvider(Provider):
         inputs, secrets = self._values(handler, request.properties)
         if request.preview:
             return CreateResponse(resource_id="", properties=wrap_map(handler.preview_outputs(inputs), secrets))
-        resource_id, state = await asyncio.to_thread(handler.create, self.kms(), request.name, inputs)
+        resource_id, state = await _timed("create", request.type, handler.create, self.kms(), request.name, inputs)
         return CreateResponse(resource_id=resource_id, properties=wrap_map(state, secrets | self._secret_props(handler)))
 
     async def read(self, request: ReadRequest) -> ReadResponse:
         handler = self._handler(request.type)
         state, secrets = self._values(handler, request.properties)
         inputs, _ = self._values(handler, request.inputs)
-        state = await asyncio.to_thread(handler.read, self.kms(), request.name, request.resource_id, {**inputs, **state})
+        state = await _timed("read", request.type, handler.read, self.kms(), request.name, request.resource_id,
+                             {**inputs, **state})
         if state is None:
             return ReadResponse(resource_id="", properties={}, inputs={})
         new_inputs = {p.name: state[p.name] for p in handler.spec.inputs if p.name in state}
@@ -145,13 +162,14 @@ class KmsIacProvider(Provider):
         changes, _ = diff(handler.spec, olds, news)
         if request.preview:
             return UpdateResponse(properties=wrap_map({**olds, **news}, secrets))
-        state = await asyncio.to_thread(handler.update, self.kms(), request.name, request.resource_id, olds, news, changes)
+        state = await _timed("update", request.type, handler.update, self.kms(), request.name, request.resource_id,
+                             olds, news, changes)
         return UpdateResponse(properties=wrap_map(state, secrets | self._secret_props(handler)))
 
     async def delete(self, request: DeleteRequest) -> None:
         handler = self._handler(request.type)
         state, _ = self._values(handler, request.properties)
-        await asyncio.to_thread(handler.delete, self.kms(), request.name, request.resource_id, state)
+        await _timed("delete", request.type, handler.delete, self.kms(), request.name, request.resource_id, state)
 
     @staticmethod
     def _secret_props(handler: ResourceHandler) -> set[str]:
