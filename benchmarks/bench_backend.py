@@ -43,9 +43,11 @@ import platform
 import signal
 import statistics
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -91,6 +93,11 @@ class OpJob:
     client: str
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+
+
+def window_timeout(job: OpJob) -> float:
+    """How long to wait at the window barrier: process start, warm-up and one slow request."""
+    return BARRIER_TIMEOUT_S + job.warmup + REQUEST_TIMEOUT_S
 
 
 def boto3_params(op: str, key_id: str, ciphertext: bytes) -> dict[str, Any]:
@@ -334,6 +341,7 @@ def _worker_entry(job: OpJob, barrier: Any, window: Any, queue: Any) -> None:
         barrier.wait(BARRIER_TIMEOUT_S)
         queue.put(("ok", asdict(run_worker(job, lambda: window.wait(window_timeout(job))))))
     except BaseException:  # noqa: BLE001  (report anything to the parent)
+        window.abort()  # don't keep the parent and siblings waiting for a window that can't start
         queue.put(("error", traceback.format_exc()))
 
 
@@ -343,7 +351,7 @@ def _worker_entry(job: OpJob, barrier: Any, window: Any, queue: Any) -> None:
 
 @dataclass
 class OpResult:
-    """Aggregated numbers for one (server, op) cell of the table."""
+    """What one round measured on one (server, op): all client processes summed."""
 
     ops_per_s: float
     ok: int
@@ -354,25 +362,100 @@ class OpResult:
     requests: int
     procs: int
     problems: list[str]
+    server_cpu_s: float | None  # CPU time of the server's process tree in the window
 
     @property
     def failed(self) -> bool:
         """Any failed request, wrong answer, or a process that verified nothing."""
         return bool(self.non_200 or self.errors or self.problems or self.verified < self.procs or not self.ok)
 
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        """Server CPU microseconds per successful request, if CPU time was measurable."""
+        if self.server_cpu_s is None or self.ok <= 0:
+            return None
+        return self.server_cpu_s / self.ok * 1e6
 
-def run_op(job: OpJob, procs: int) -> OpResult:
-    """Run ``procs`` client processes on one job simultaneously and sum their rates."""
+
+@dataclass
+class Cell:
+    """Every round of one (server, op) cell of the tables; never empty once stored."""
+
+    rounds: list[OpResult] = field(default_factory=list)
+
+    @property
+    def ops_per_s(self) -> float:
+        return statistics.median(r.ops_per_s for r in self.rounds)
+
+    @property
+    def ops_per_s_min(self) -> float:
+        return min(r.ops_per_s for r in self.rounds)
+
+    @property
+    def ops_per_s_max(self) -> float:
+        return max(r.ops_per_s for r in self.rounds)
+
+    @property
+    def cpu_us_values(self) -> list[float]:
+        return [v for r in self.rounds if (v := r.cpu_us_per_request) is not None]
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        values = self.cpu_us_values
+        return statistics.median(values) if values else None
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.rounds)
+
+    def to_json(self) -> dict[str, Any]:
+        cpu = self.cpu_us_values
+        return {
+            "ops_per_s": self.ops_per_s,
+            "ops_per_s_min": self.ops_per_s_min,
+            "ops_per_s_max": self.ops_per_s_max,
+            "cpu_us_per_request": self.cpu_us_per_request,
+            "cpu_us_per_request_min": min(cpu, default=None),
+            "cpu_us_per_request_max": max(cpu, default=None),
+            "failed": self.failed,
+            "rounds": [
+                {**asdict(r), "cpu_us_per_request": r.cpu_us_per_request, "failed": r.failed} for r in self.rounds
+            ],
+        }
+
+
+Results = dict[str, dict[str, Cell]]  # server -> op -> cell
+
+
+def run_op(job: OpJob, procs: int, server_cpu: Callable[[], float | None]) -> OpResult:
+    """Run ``procs`` client processes on one job simultaneously and sum their rates.
+
+    This process joins the client processes at the start of their measuring
+    window and reads ``server_cpu()`` then and ``job.seconds`` later.
+    """
     # fork is cheapest and the parent holds no threads; spawn where fork is missing.
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
     barrier = ctx.Barrier(procs)
+    window = ctx.Barrier(procs + 1)
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_worker_entry, args=(job, barrier, queue), daemon=True) for _ in range(procs)]
+    workers = [ctx.Process(target=_worker_entry, args=(job, barrier, window, queue), daemon=True) for _ in range(procs)]
     for proc in workers:
         proc.start()
-    deadline = time.monotonic() + BARRIER_TIMEOUT_S + job.warmup + job.seconds + 2 * REQUEST_TIMEOUT_S
+    deadline = time.monotonic() + window_timeout(job) + job.seconds + 2 * REQUEST_TIMEOUT_S
     outcomes: list[tuple[str, Any]] = []
+    cpu_s: float | None = None
     try:
+        try:
+            window.wait(window_timeout(job))
+        except threading.BrokenBarrierError:
+            pass  # a client process failed before its window; its report below says why
+        else:
+            start = time.perf_counter()
+            before = server_cpu()
+            time.sleep(max(0.0, start + job.seconds - time.perf_counter()))
+            after = server_cpu()
+            if before is not None and after is not None:
+                cpu_s = after - before
         while len(outcomes) < procs:
             outcomes.append(queue.get(timeout=max(0.1, deadline - time.monotonic())))
     except Exception as exc:  # queue.Empty: a client process hung or died silently
@@ -396,6 +479,7 @@ def run_op(job: OpJob, procs: int) -> OpResult:
         requests=sum(r.requests for r in results),
         procs=procs,
         problems=sorted({p for r in results for p in r.problems}),
+        server_cpu_s=cpu_s,
     )
 
 
@@ -416,24 +500,82 @@ def setup_server(url: str) -> tuple[str, bytes]:
     return key_id, ciphertext
 
 
-def bench_server(name: str, args: argparse.Namespace) -> dict[str, OpResult]:
-    """Start one server, benchmark each op against it, always stop it."""
-    handle = STARTERS[name]()
-    try:
-        key_id, ciphertext = setup_server(handle.url)
-        results: dict[str, OpResult] = {}
-        for op in args.ops:
-            job = OpJob(name, op, handle.url, key_id, ciphertext, args.seconds, args.warmup, args.client)
-            if args.client == "raw":
-                body = json_body(op, key_id, ciphertext)
-                job = replace(job, body=body, headers=sign(handle.url, op, body))
-            log(f"  {name} {op}: {args.procs} x {args.client} client, {args.warmup}s warm-up + {args.seconds}s")
-            results[op] = run_op(job, args.procs)
-            if handle.proc.poll() is not None:
-                raise RuntimeError(f"{name} died during {op}:\n{handle.log_tail()}")
-        return results
-    finally:
-        handle.stop()
+@dataclass
+class RunningServer:
+    """A started server with its benchmark key and a ciphertext for Decrypt."""
+
+    name: str
+    handle: peers.ServerHandle
+    key_id: str
+    ciphertext: bytes
+
+    def job(self, op: str, args: argparse.Namespace) -> OpJob:
+        """The job for one round; raw requests are signed afresh so no signature gets stale."""
+        body = json_body(op, self.key_id, self.ciphertext) if args.client == "raw" else b""
+        headers = sign(self.handle.url, op, body) if args.client == "raw" else ()
+        return OpJob(
+            self.name, op, self.handle.url, self.key_id, self.ciphertext,
+            args.seconds, args.warmup, args.client, body, headers,
+        )  # fmt: skip
+
+    def measure(self, op: str, args: argparse.Namespace) -> OpResult:
+        """One round of ``op``; raises if the server died meanwhile."""
+        result = run_op(self.job(op, args), args.procs, self.handle.cpu_seconds)
+        if self.handle.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} died during {op}:\n{self.handle.log_tail()}")
+        return result
+
+
+def start_servers(names: list[str], stack: ExitStack, skipped: dict[str, str],
+                  failures: dict[str, str]) -> dict[str, RunningServer]:  # fmt: skip
+    """Start the servers one at a time and create their keys; ``stack`` stops each one later."""
+    running: dict[str, RunningServer] = {}
+    for name in names:
+        log(f"== starting {name}")
+        try:
+            handle = stack.enter_context(STARTERS[name]())
+            running[name] = RunningServer(name, handle, *setup_server(handle.url))
+        except peers.PeerUnavailable as exc:
+            skipped[name] = str(exc)
+            log(f"  SKIPPED {exc}")
+        except Exception as exc:  # noqa: BLE001  (one broken peer must not hide the others)
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            log(f"  FAILED {failures[name]}")
+    return running
+
+
+def round_order(names: list[str], round_index: int) -> list[str]:
+    """Given order in even rounds (0, 2, ...), reversed in odd ones, so drift hits all alike."""
+    return list(names) if round_index % 2 == 0 else list(reversed(names))
+
+
+def measure_all(running: dict[str, RunningServer], args: argparse.Namespace, failures: dict[str, str]) -> Results:
+    """Each op, ``args.rounds`` interleaved rounds over the running servers.
+
+    A server that fails is stopped and dropped, results and all, so the
+    tables never mix complete and partial cells; the others carry on.
+    """
+    results: Results = {}
+    for op in args.ops:
+        for index in range(args.rounds):
+            for name in round_order(list(running), index):
+                server = running[name]
+                try:
+                    result = server.measure(op, args)
+                except Exception as exc:  # noqa: BLE001  (see above)
+                    failures[name] = f"{type(exc).__name__}: {exc}"
+                    log(f"  FAILED {failures[name]}")
+                    running.pop(name).handle.stop()
+                    results.pop(name, None)
+                    continue
+                results.setdefault(name, {}).setdefault(op, Cell()).rounds.append(result)
+                cpu = result.cpu_us_per_request
+                log(
+                    f"  {op} round {index + 1}/{args.rounds} {name:<9}: {result.ops_per_s:8,.0f} ops/s, "
+                    f"{'-' if cpu is None else f'{cpu:,.0f}'} µs server CPU/request"
+                    f"{'  (!) failed' if result.failed else ''}"
+                )
+    return results
 
 
 # --------------------------------------------------------------------------
@@ -444,16 +586,24 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def ratio(results: dict[str, dict[str, OpResult]], op: str, num: str, den: str) -> float | None:
-    """``num``/``den`` throughput for ``op`` when both servers were measured."""
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return None if num is None or den is None or den <= 0 else num / den
+
+
+def ratio(results: Results, op: str, num: str, den: str) -> float | None:
+    """``num``/``den`` median throughput for ``op`` when both servers were measured."""
     a, b = results.get(num, {}).get(op), results.get(den, {}).get(op)
-    if a is None or b is None or b.ops_per_s <= 0:
-        return None
-    return a.ops_per_s / b.ops_per_s
+    return None if a is None or b is None else _ratio(a.ops_per_s, b.ops_per_s)
 
 
-def targets(results: dict[str, dict[str, OpResult]], ops: list[str]) -> dict[str, dict[str, bool | None]]:
-    """Per op: is kms-iac >= 10x moto, and >= local-kms? None when not measurable."""
+def cpu_ratio(results: Results, op: str, num: str, den: str) -> float | None:
+    """``num``/``den`` median server CPU per request for ``op``: how many times more ``num`` spends."""
+    a, b = results.get(num, {}).get(op), results.get(den, {}).get(op)
+    return None if a is None or b is None else _ratio(a.cpu_us_per_request, b.cpu_us_per_request)
+
+
+def targets(results: Results, ops: list[str]) -> dict[str, dict[str, bool | None]]:
+    """Per op, on medians: is kms-iac >= 10x moto, and >= local-kms? None when not measurable."""
     out: dict[str, dict[str, bool | None]] = {}
     for name, den, factor in (
         (f"kms-iac >= {TARGET_VS_MOTO:g}x moto", "moto", TARGET_VS_MOTO),
@@ -466,30 +616,30 @@ def targets(results: dict[str, dict[str, OpResult]], ops: list[str]) -> dict[str
     return out
 
 
-def _fmt_rate(cell: OpResult | None) -> str:
+def _fmt_spread(median: float, low: float, high: float, rounds: int, failed: bool) -> str:
+    text = f"{median:,.0f}" if rounds < 2 else f"{median:,.0f} ({low:,.0f}–{high:,.0f})"
+    return text + " (!)" if failed else text
+
+
+def _fmt_rate(cell: Cell | None) -> str:
     if cell is None:
         return "-"
-    text = f"{cell.ops_per_s:,.0f}"
-    return text + " (!)" if cell.failed else text
+    return _fmt_spread(cell.ops_per_s, cell.ops_per_s_min, cell.ops_per_s_max, len(cell.rounds), cell.failed)
+
+
+def _fmt_cpu(cell: Cell | None) -> str:
+    if cell is None or cell.cpu_us_per_request is None:
+        return "-"
+    values = cell.cpu_us_values
+    return _fmt_spread(cell.cpu_us_per_request, min(values), max(values), len(values), cell.failed)
 
 
 def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def print_report(results: dict[str, dict[str, OpResult]], args: argparse.Namespace) -> None:
-    """Ops/s table (rich when available), failures, keep-alive notes, target verdicts."""
-    headers = ["op", *args.servers, "kms-iac/moto", "kms-iac/local-kms"]
-    rows = [
-        [
-            op,
-            *(_fmt_rate(results.get(s, {}).get(op)) for s in args.servers),
-            _fmt_ratio(ratio(results, op, "kms-iac", "moto")),
-            _fmt_ratio(ratio(results, op, "kms-iac", "local-kms")),
-        ]
-        for op in args.ops
-    ]
-    title = f"ops/s: {args.client} client, {args.procs} client processes, {args.seconds:g}s per op"
+def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A table with a left-aligned first column (rich when available)."""
     try:
         from rich.console import Console
         from rich.table import Table
@@ -501,29 +651,69 @@ def print_report(results: dict[str, dict[str, OpResult]], args: argparse.Namespa
             print("  ".join(cells))
             if i == 0:
                 print("  ".join("-" * w for w in widths))
-    else:
-        table = Table(title=title)
-        for i, h in enumerate(headers):
-            table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
-        for row in rows:
-            table.add_row(*row)
-        Console().print(table)
+        return
+    table = Table(title=title)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200  # redirected output: don't squeeze the table into 80 columns
+    console.print(table)
+
+
+def print_report(results: Results, args: argparse.Namespace) -> None:
+    """Ops/s and server-CPU tables, failures, keep-alive notes, target verdicts."""
+    print(
+        f"{args.client} client, {args.procs} client processes, {args.rounds} rounds of {args.warmup:g}s warm-up + "
+        f"{args.seconds:g}s per server and op, kms-iac --workers {args.kms_iac_workers}"
+    )
+    print_table(
+        "ops/s (median, min–max)",
+        ["op", *args.servers, "kms-iac/moto", "kms-iac/local-kms"],
+        [
+            [
+                op,
+                *(_fmt_rate(results.get(s, {}).get(op)) for s in args.servers),
+                _fmt_ratio(ratio(results, op, "kms-iac", "moto")),
+                _fmt_ratio(ratio(results, op, "kms-iac", "local-kms")),
+            ]
+            for op in args.ops
+        ],
+    )
+    print_table(
+        "server CPU µs per request (median)",
+        ["op", *args.servers, "local-kms/kms-iac", "moto/kms-iac"],
+        [
+            [
+                op,
+                *(_fmt_cpu(results.get(s, {}).get(op)) for s in args.servers),
+                _fmt_ratio(cpu_ratio(results, op, "local-kms", "kms-iac")),
+                _fmt_ratio(cpu_ratio(results, op, "moto", "kms-iac")),
+            ]
+            for op in args.ops
+        ],
+    )
 
     for server, per_op in results.items():
         for op, cell in per_op.items():
-            if cell.failed:
+            for index, run in enumerate(cell.rounds, start=1):
+                if run.failed:
+                    print(
+                        f"(!) {server} {op} round {index}: ok={run.ok} non-200={run.non_200} errors={run.errors} "
+                        f"verified-procs={run.verified}/{run.procs} {'; '.join(run.problems)}"
+                    )
+            connects = sum(r.connects for r in cell.rounds)
+            if not cell.failed and connects > sum(r.procs for r in cell.rounds):
+                requests = sum(r.requests for r in cell.rounds)
                 print(
-                    f"(!) {server} {op}: ok={cell.ok} non-200={cell.non_200} errors={cell.errors} "
-                    f"verified-procs={cell.verified}/{cell.procs} {'; '.join(cell.problems)}"
-                )
-            elif cell.connects > cell.procs:
-                print(
-                    f"note: {server} {op}: {cell.connects:,} TCP connections for {cell.requests:,} requests "
+                    f"note: {server} {op}: {connects:,} TCP connections for {requests:,} requests "
                     "(server closes connections; no keep-alive)"
                 )
     for name, by_op in targets(results, args.ops).items():
         verdicts = ", ".join(f"{op}: {'n/a' if ok is None else 'met' if ok else 'NOT met'}" for op, ok in by_op.items())
-        print(f"target {name}: {verdicts}")
+        print(f"target {name} (medians): {verdicts}")
 
 
 def _version(dist: str) -> str | None:
@@ -533,8 +723,8 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def write_json(path: Path, results: dict[str, dict[str, OpResult]], skipped: dict[str, str],
-               failures: dict[str, str], args: argparse.Namespace) -> None:  # fmt: skip
+def write_json(path: Path, results: Results, skipped: dict[str, str], failures: dict[str, str],
+               args: argparse.Namespace, runtime_s: float) -> None:  # fmt: skip
     """Machine-readable results, including enough context to compare runs."""
     doc = {
         "meta": {
@@ -543,10 +733,14 @@ def write_json(path: Path, results: dict[str, dict[str, OpResult]], skipped: dic
             "procs": args.procs,
             "seconds": args.seconds,
             "warmup": args.warmup,
+            "rounds": args.rounds,
+            "kms_iac_workers": args.kms_iac_workers,
+            "runtime_s": round(runtime_s, 1),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "plaintext_bytes": len(PLAINTEXT),
+            "server_cpu": "utime+stime of the server's process tree over each measuring window, per successful request",
             "versions": {
                 "kms-iac": _version("kms-iac") or _version("kms_iac"),
                 "moto": _version("moto"),
@@ -554,10 +748,7 @@ def write_json(path: Path, results: dict[str, dict[str, OpResult]], skipped: dic
                 "local-kms": f"{peers.LOCAL_KMS_MODULE}@{peers.LOCAL_KMS_VERSION}",
             },
         },
-        "results": {
-            s: {op: {**asdict(cell), "failed": cell.failed} for op, cell in per_op.items()}
-            for s, per_op in results.items()
-        },
+        "results": {s: {op: cell.to_json() for op, cell in per_op.items()} for s, per_op in results.items()},
         "ratios": {
             op: {
                 "kms-iac/moto": ratio(results, op, "kms-iac", "moto"),
@@ -565,11 +756,18 @@ def write_json(path: Path, results: dict[str, dict[str, OpResult]], skipped: dic
             }
             for op in args.ops
         },
+        "cpu_ratios": {
+            op: {
+                "local-kms/kms-iac": cpu_ratio(results, op, "local-kms", "kms-iac"),
+                "moto/kms-iac": cpu_ratio(results, op, "moto", "kms-iac"),
+            }
+            for op in args.ops
+        },
         "targets": targets(results, args.ops),
         "skipped": skipped,
         "failures": failures,
     }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
@@ -585,9 +783,11 @@ def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per op (default 5)")
-    parser.add_argument("--warmup", type=float, default=0.5, help="uncounted warm-up per op (default 0.5)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per round (default 5)")
+    parser.add_argument("--warmup", type=float, default=0.5, help="uncounted warm-up per round (default 0.5)")
     parser.add_argument("--procs", type=int, default=2, help="client processes per op (default 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved measurements per server and op; tables show the median (default 3)")  # fmt: skip
     parser.add_argument("--client", choices=("raw", "boto3"), default="raw",
                         help="raw: pre-signed http.client (default); boto3: a boto3 KMS client")  # fmt: skip
     parser.add_argument("--servers", type=_csv(SERVERS), default=list(SERVERS), help="comma list (default all)")
@@ -595,36 +795,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument("--kms-iac-workers", type=int, default=peers.KMS_IAC_WORKERS,
                         help="worker processes of kms-iac's server (default 2: one per core, as local-kms's "
-                             "Go runtime uses every core)")
+                             "Go runtime uses every core)")  # fmt: skip
     args = parser.parse_args(argv)
     peers.KMS_IAC_WORKERS = args.kms_iac_workers
-    if args.seconds <= 0 or args.warmup < 0 or args.procs < 1:
-        parser.error("--seconds must be > 0, --warmup >= 0, --procs >= 1")
+    if args.seconds <= 0 or args.warmup < 0 or args.procs < 1 or args.rounds < 1:
+        parser.error("--seconds must be > 0, --warmup >= 0, --procs >= 1, --rounds >= 1")
     return args
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into SystemExit so the cleanup in main() still stops every server."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results: dict[str, dict[str, OpResult]] = {}
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started = time.monotonic()
     skipped: dict[str, str] = {}
     failures: dict[str, str] = {}
-    for server in args.servers:
-        log(f"== {server}")
-        try:
-            results[server] = bench_server(server, args)
-        except peers.PeerUnavailable as exc:
-            skipped[server] = str(exc)
-            log(f"  SKIPPED {exc}")
-        except Exception as exc:  # noqa: BLE001  (one broken peer must not hide the others)
-            failures[server] = f"{type(exc).__name__}: {exc}"
-            log(f"  FAILED {failures[server]}")
+    with ExitStack() as stack:  # stops every server started, whatever happens
+        running = start_servers(args.servers, stack, skipped, failures)
+        results = measure_all(running, args, failures)
+    runtime_s = time.monotonic() - started
     print_report(results, args)
     for server, reason in skipped.items():
         print(f"skipped {server}: {reason}")
     for server, reason in failures.items():
         print(f"FAILED {server}: {reason}")
+    print(f"total runtime: {runtime_s:.0f}s")
     if args.json:
-        write_json(args.json, results, skipped, failures, args)
+        write_json(args.json, results, skipped, failures, args, runtime_s)
         log(f"wrote {args.json}")
     failed_cells = any(cell.failed for per_op in results.values() for cell in per_op.values())
     return 1 if failures or failed_cells else 0

@@ -219,19 +219,27 @@ def _launch(
             start_new_session=True,  # keep terminal Ctrl-C from hitting servers mid-run
         )
     handle = ServerHandle(name, f"http://127.0.0.1:{port}", proc, log_path, list(cleanup or []))
+    try:
+        _wait_ready(handle, port, ready_line)
+    except BaseException:  # incl. KeyboardInterrupt/SystemExit: never leave the server behind
+        handle.stop()
+        raise
+    return handle
+
+
+def _wait_ready(handle: ServerHandle, port: int, ready_line: str | None) -> None:
+    """Return once the server's port answers (and ``ready_line`` was printed); raise if it never does."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = handle.log_tail()
-            handle.stop()
-            raise RuntimeError(f"{name} exited with code {proc.returncode} during startup:\n{tail}")
-        line_ok = ready_line is None or ready_line in log_path.read_text(errors="replace")
+        if handle.proc.poll() is not None:
+            raise RuntimeError(
+                f"{handle.name} exited with code {handle.proc.returncode} during startup:\n{handle.log_tail()}"
+            )
+        line_ok = ready_line is None or ready_line in handle.log_path.read_text(errors="replace")
         if line_ok and _port_answers(port):
-            return handle
+            return
         time.sleep(0.05)
-    tail = handle.log_tail()
-    handle.stop()
-    raise RuntimeError(f"{name} not ready on port {port} within {STARTUP_TIMEOUT_S:.0f}s:\n{tail}")
+    raise RuntimeError(f"{handle.name} not ready on port {port} within {STARTUP_TIMEOUT_S:.0f}s:\n{handle.log_tail()}")
 
 
 def ensure_local_kms_binary() -> Path:

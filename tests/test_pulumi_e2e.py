@@ -171,3 +171,33 @@ kms.Alias("bad", name="alias/aws/mine", target_key_id="x")
 """)
     proc = project.run("preview", check=False)
     assert proc.returncode != 0 and "reserved for AWS managed keys" in proc.stdout + proc.stderr
+
+
+def test_explicit_providers_for_several_regions_and_targets(tmp_path, pulumi_bin):
+    """One program, three providers: the default (embedded), the server in eu-west-1, and moto."""
+    data = tmp_path / "kms-data"
+    with ServerProcess(tmp_path / "server-data") as srv, MotoServer() as moto:
+        project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": "local", "kms-iac:dataDir": str(data)})
+        project.write_program(f"""
+import pulumi
+from kms_iac import resources as kms
+
+eu = kms.Provider("eu", target="{srv.url}", region="eu-west-1")
+aws_like = kms.Provider("moto", target="{moto.url}", region="ap-southeast-2")
+home = kms.Key("home", description="default provider")
+away = kms.Key("away", description="server in eu-west-1", opts=pulumi.ResourceOptions(provider=eu))
+far = kms.Key("far", description="moto in ap-southeast-2", opts=pulumi.ResourceOptions(provider=aws_like))
+pulumi.export("home", home.arn)
+pulumi.export("away", away.arn)
+pulumi.export("far", far.arn)
+""")
+        project.up()
+        out = project.outputs()
+        assert out["home"].startswith("arn:aws:kms:us-east-1:")
+        assert out["away"].startswith("arn:aws:kms:eu-west-1:")
+        assert out["far"].startswith("arn:aws:kms:ap-southeast-2:")
+        assert embedded_client(data).describe_key(KeyId=out["home"])["KeyMetadata"]["Description"] == "default provider"
+        assert srv.client(region="eu-west-1").describe_key(KeyId=out["away"])["KeyMetadata"]["Description"] == "server in eu-west-1"
+        assert moto.client(region="ap-southeast-2").describe_key(KeyId=out["far"])["KeyMetadata"]["Description"] == "moto in ap-southeast-2"
+        project.run("destroy", "--yes")
+        assert srv.client(region="eu-west-1").describe_key(KeyId=out["away"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
