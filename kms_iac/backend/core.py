@@ -255,6 +255,14 @@ class Backend:
             Material(version, os.urandom(32).hex(), self.wrapper.wrap(key.key_id, version, plain), when, rotation_type),
         )
         self.store.update_key(c, key, current_version=version)
+        if key.multi_region and key.multi_region_role == "PRIMARY":  # replicas share every material version
+            c.execute(
+                "INSERT INTO materials (key_id, region, version, material_id, wrapped, created, rotation_type) "
+                "SELECT key_id, k.region, version, material_id, wrapped, m.created, rotation_type FROM materials m "
+                "JOIN keys k USING (key_id) WHERE m.key_id=? AND m.region=? AND m.version=? AND k.region<>?",
+                (key.key_id, key.region, version, key.region),
+            )
+            c.execute("UPDATE keys SET current_version=? WHERE key_id=? AND region<>?", (version, key.key_id, key.region))
         return version
 
     def forget_material(self, key_id: str, region: str) -> None:

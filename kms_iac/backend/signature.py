@@ -13,7 +13,7 @@ from typing import Mapping
 from kms_iac.backend.context import RequestContext
 from kms_iac.backend.errors import IncompleteSignature, InvalidSignatureException, MissingAuthenticationTokenException
 
-_REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
 
 
@@ -30,7 +30,7 @@ def signing_identity(headers: Mapping[str, str]) -> tuple[str, str, str]:
             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."
         )
     region = m.group(3)
-    if not _REGION_RE.match(region):
+    if not REGION_RE.match(region):
         raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
     return m.group(1), region, m.group(4)
 
