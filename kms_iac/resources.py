@@ -18,6 +18,7 @@ import pulumi
 from kms_iac.provider import PACKAGE, VERSION
 from kms_iac.provider.resources.alias import SPEC as ALIAS_SPEC
 from kms_iac.provider.resources.key import SPEC as KEY_SPEC
+from kms_iac.provider.resources.replica_key import SPEC as REPLICA_SPEC
 from kms_iac.provider.spec import ResourceSpec
 
 Input = pulumi.Input
@@ -106,6 +107,33 @@ class Alias(_KmsResource):
         target_key_id: Input[str] | None = None,
     ) -> None:
         super().__init__(resource_name, {"name": name, "target_key_id": target_key_id}, opts)
+
+
+class ReplicaKey(_KmsResource):
+    """A replica of a multi-Region primary key in this resource's provider's Region."""
+
+    _spec = REPLICA_SPEC
+    arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    key_state: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        primary_key_arn: Input[str] | None = None,
+        description: Input[str] | None = None,
+        policy: Input[str] | None = None,
+        deletion_window_in_days: Input[int] | None = None,
+        is_enabled: Input[bool] | None = None,
+        bypass_policy_lockout_safety_check: Input[bool] | None = None,
+        tags: Input[Mapping[str, Input[str]]] | None = None,
+    ) -> None:
+        args = dict(locals())
+        for k in ("self", "resource_name", "opts", "__class__"):
+            args.pop(k, None)
+        super().__init__(resource_name, args, opts)
 
 
 class Provider(pulumi.ProviderResource):

@@ -201,3 +201,41 @@ pulumi.export("far", far.arn)
         assert moto.client(region="ap-southeast-2").describe_key(KeyId=out["far"])["KeyMetadata"]["Description"] == "moto in ap-southeast-2"
         project.run("destroy", "--yes")
         assert srv.client(region="eu-west-1").describe_key(KeyId=out["away"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+@pytest.mark.parametrize("where", ["embedded", "server"])
+def test_replica_key(where, tmp_path, pulumi_bin):
+    """A multi-Region primary in us-east-1 and its replica in eu-west-1, through an explicit provider."""
+    data = tmp_path / "kms-data"
+    with ServerProcess(tmp_path / "server-data") as srv:
+        target = "local" if where == "embedded" else srv.url
+        config = {"kms-iac:target": target, "kms-iac:dataDir": str(data)}
+        us = embedded_client(data) if where == "embedded" else srv.client()
+        eu = embedded_client(data, region="eu-west-1") if where == "embedded" else srv.client(region="eu-west-1")
+        project = PulumiProject(tmp_path, pulumi_bin, config=config)
+        project.write_program(f"""
+import pulumi
+from kms_iac import resources as kms
+
+primary = kms.Key("primary", description="orders primary", multi_region=True)
+eu = kms.Provider("eu", target="{target}", data_dir="{data}", region="eu-west-1")
+replica = kms.ReplicaKey("replica", primary_key_arn=primary.arn, description="orders in eu",
+                         tags={{"region": "eu"}}, deletion_window_in_days=7,
+                         opts=pulumi.ResourceOptions(provider=eu))
+pulumi.export("primary", primary.arn)
+pulumi.export("replica", replica.arn)
+""")
+        project.up()
+        out = project.outputs()
+        assert out["replica"] == out["primary"].replace("us-east-1", "eu-west-1")
+        blob = us.encrypt(KeyId=out["primary"], Plaintext=b"shared material")["CiphertextBlob"]
+        assert eu.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared material"
+        md = eu.describe_key(KeyId=out["replica"])["KeyMetadata"]
+        assert md["Description"] == "orders in eu" and md["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+        project.run("preview", "--expect-no-changes")
+        project.write_program(project.dir.joinpath("__main__.py").read_text().replace('"orders in eu"', '"orders, Frankfurt next"'))
+        project.up()
+        assert eu.describe_key(KeyId=out["replica"])["KeyMetadata"]["Description"] == "orders, Frankfurt next"
+        project.run("destroy", "--yes")
+        md = eu.describe_key(KeyId=out["replica"])["KeyMetadata"]
+        assert md["KeyState"] == "PendingDeletion" and md["PendingDeletionWindowInDays"] == 7

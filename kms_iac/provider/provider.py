@@ -85,6 +85,8 @@ class KmsIacProvider(Provider):
     async def configure(self, request: ConfigureRequest) -> ConfigureResponse:
         self.target = Target.from_config(self._config(request.variables, request.args))
         self._client = None
+        for handler in HANDLERS.values():
+            handler.regional = self.target.client  # type: ignore[method-assign]
         return ConfigureResponse(accept_secrets=True, supports_preview=True, accept_resources=True, accept_outputs=False)
 
     def kms(self):

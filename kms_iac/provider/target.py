@@ -52,15 +52,17 @@ class Target:
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir or os.environ.get("KMS_IAC_DATA_DIR") or ".kms-iac").resolve()
 
-    def client(self):
+    def client(self, region: str | None = None):
+        """A KMS client for this target, in ``region`` (default: the configured one)."""
+        region = region or self.region
         if self.kind == "local":
             from kms_iac.backend.embedded import embedded_client
 
-            return embedded_client(self.resolved_data_dir(), region=self.region or "us-east-1", config=RETRIES)
+            return embedded_client(self.resolved_data_dir(), region=region or "us-east-1", config=RETRIES)
         session = boto3.session.Session(profile_name=self.profile) if self.profile else boto3.session.Session()
         kwargs: dict = {"config": RETRIES}
-        if self.region:
-            kwargs["region_name"] = self.region
+        if region:
+            kwargs["region_name"] = region
         elif session.region_name is None:
             kwargs["region_name"] = "us-east-1"
         if self.kind == "url":

@@ -47,6 +47,10 @@ def is_not_found(exc: ClientError) -> bool:
 class ResourceHandler(ABC):
     spec: ResourceSpec
 
+    def regional(self, region: str):
+        """A client of the same target in another Region (set by the provider when it is configured)."""
+        raise RuntimeError("the provider is not configured")
+
     def validate(self, inputs: dict) -> list[tuple[str, str]]:
         """KMS's own rules for the inputs, so preview fails fast before any call."""
         return []

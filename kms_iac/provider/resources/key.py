@@ -12,7 +12,7 @@ import json
 from botocore.exceptions import ClientError
 
 from kms_iac.policy.normalize import policies_equal
-from kms_iac.provider.resources.base import ResourceHandler, is_not_found, kms_call, kms_error
+from kms_iac.provider.resources.base import ProviderError, ResourceHandler, is_not_found, kms_call, kms_error
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 # Which key usages AWS accepts with each key spec.
@@ -190,6 +190,14 @@ class KeyHandler(ResourceHandler):
         return out
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
+        self.apply_changes(kms, name, resource_id, olds, news, changes)
+        state = self.read(kms, name, resource_id, {**olds, **news})
+        if state is None:
+            raise ProviderError(f"{name}: key {resource_id} disappeared during the update")
+        return state
+
+    def apply_changes(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> None:
+        """The in-place changes, in an order KMS accepts (enable first, disable last); shared with replicas."""
         enabling = "isEnabled" in changes and news.get("isEnabled", True)
         disabling = "isEnabled" in changes and not news.get("isEnabled", True)
         if enabling:
@@ -217,10 +225,6 @@ class KeyHandler(ResourceHandler):
                 kms_call(name, "TagResource", kms.tag_resource, KeyId=resource_id, Tags=changed)
         if disabling:
             kms_call(name, "DisableKey", kms.disable_key, KeyId=resource_id)
-        state = self.read(kms, name, resource_id, {**olds, **news})
-        if state is None:
-            raise RuntimeError(f"{name}: key {resource_id} disappeared during the update")
-        return state
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:
         window = int(state.get("deletionWindowInDays") or 30)
