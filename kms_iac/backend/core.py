@@ -265,6 +265,13 @@ class Backend:
             c.execute("UPDATE keys SET current_version=? WHERE key_id=? AND region<>?", (version, key.key_id, key.region))
         return version
 
+    def expire_imported_material(self, c: sqlite3.Connection, key: KeyRecord) -> None:
+        """Delete imported material (expiry or DeleteImportedKeyMaterial); a deleting key stays PendingDeletion."""
+        c.execute("DELETE FROM materials WHERE key_id=? AND region=?", (key.key_id, key.region))
+        state = key.state if key.state == keystate.PENDING_DELETION else keystate.PENDING_IMPORT
+        self.store.update_key(c, key, state=state, valid_to=None)
+        self.forget_material(key.key_id, key.region)
+
     def forget_material(self, key_id: str, region: str) -> None:
         for ck in [ck for ck in self._plain if ck[0] == key_id and ck[1] == region]:
             del self._plain[ck]
@@ -280,6 +287,9 @@ class Backend:
                 if key.state == keystate.PENDING_DELETION and key.deletion_date is not None and key.deletion_date <= now:
                     self.store.delete_key(c, key.key_id, key.region)
                     self.forget_material(key.key_id, key.region)
+                elif key.valid_to is not None and key.valid_to <= now and key.state != keystate.PENDING_IMPORT:
+                    # imported material expired: KMS deletes it and the key waits for a new import
+                    self.expire_imported_material(c, key)
                 elif key.state == keystate.ENABLED and key.rotation_enabled and key.rotation_period and key.rotation_anchor:
                     period = key.rotation_period * DAY
                     while key.rotation_anchor + period <= now:

@@ -9,6 +9,7 @@ context undetected.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -70,6 +71,16 @@ class MaterialWrapper:
 
     def __init__(self, root_key: bytes) -> None:
         self._aead = AESGCM(root_key)
+        # for keyed fingerprints (e.g. "is this the same imported material?"), never for encryption
+        self.fingerprint_key = hashlib.sha256(b"kms-iac fingerprint key\0" + root_key).digest()
+
+    def seal_blob(self, label: bytes, data: bytes) -> bytes:
+        """Wrap other secrets (import private keys) under the root key, bound to ``label``."""
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + self._aead.encrypt(nonce, data, label)
+
+    def open_blob(self, label: bytes, wrapped: bytes) -> bytes:
+        return self._aead.decrypt(wrapped[:NONCE_LEN], wrapped[NONCE_LEN:], label)
 
     def wrap(self, key_id: str, version: int, material: bytes) -> bytes:
         nonce = os.urandom(NONCE_LEN)

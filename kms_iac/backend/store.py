@@ -69,6 +69,20 @@ CREATE TABLE IF NOT EXISTS aliases (
   PRIMARY KEY (account, region, name)
 );
 CREATE INDEX IF NOT EXISTS aliases_by_key ON aliases (key_id, region);
+CREATE TABLE IF NOT EXISTS import_params (
+  token TEXT PRIMARY KEY,
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  algorithm TEXT NOT NULL,
+  wrapped_private_key BLOB NOT NULL,
+  valid_to REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS imported_material (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  PRIMARY KEY (key_id, region)
+);
 CREATE TABLE IF NOT EXISTS tags (
   key_id TEXT NOT NULL,
   region TEXT NOT NULL,
@@ -266,7 +280,7 @@ class Store:
         for extra in self.extra_key_tables:
             c.execute(f"DELETE FROM {extra} WHERE key_id=? AND region=?", (key_id, region))
 
-    extra_key_tables: tuple[str, ...] = ()
+    extra_key_tables: tuple[str, ...] = ("import_params", "imported_material")
 
     # -- material -------------------------------------------------------------------------
 
@@ -338,7 +352,9 @@ class Store:
                 " SELECT MIN(deletion_date) AS t FROM keys WHERE state='PendingDeletion'"
                 " UNION ALL"
                 " SELECT MIN(rotation_anchor + rotation_period * 86400.0) FROM keys"
-                "  WHERE rotation_enabled=1 AND state='Enabled')"
+                "  WHERE rotation_enabled=1 AND state='Enabled'"
+                " UNION ALL"
+                " SELECT MIN(valid_to) FROM keys WHERE valid_to IS NOT NULL AND state<>'PendingImport')"
             ).fetchone()
             self._cache.next_due = row[0]
             self._cache.next_due_known = True

@@ -61,7 +61,7 @@ def metadata(call: Call, key: KeyRecord) -> dict:
     if key.state == keystate.PENDING_DELETION:
         md["DeletionDate"] = key.deletion_date
         md["PendingDeletionWindowInDays"] = key.pending_window
-    if key.origin == "EXTERNAL":
+    if key.origin == "EXTERNAL" and key.state != keystate.PENDING_IMPORT:
         md["ExpirationModel"] = "KEY_MATERIAL_EXPIRES" if key.valid_to else "KEY_MATERIAL_DOES_NOT_EXPIRE"
         if key.valid_to:
             md["ValidTo"] = key.valid_to
