@@ -17,6 +17,7 @@ import pulumi
 
 from kms_iac.provider import PACKAGE, VERSION
 from kms_iac.provider.resources.alias import SPEC as ALIAS_SPEC
+from kms_iac.provider.resources.external_key import SPEC as EXTERNAL_SPEC
 from kms_iac.provider.resources.key import SPEC as KEY_SPEC
 from kms_iac.provider.resources.replica_key import SPEC as REPLICA_SPEC
 from kms_iac.provider.spec import ResourceSpec
@@ -133,6 +134,37 @@ class ReplicaKey(_KmsResource):
         args = dict(locals())
         for k in ("self", "resource_name", "opts", "__class__"):
             args.pop(k, None)
+        super().__init__(resource_name, args, opts)
+
+
+class ExternalKey(_KmsResource):
+    """A key with imported (BYOK) material; ``key_material`` (base64, 32 bytes) is kept secret."""
+
+    _spec = EXTERNAL_SPEC
+    arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+    key_state: pulumi.Output[str]
+    expiration_model: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        key_material: Input[str] | None = None,
+        valid_to: Input[str] | None = None,
+        description: Input[str] | None = None,
+        policy: Input[str] | None = None,
+        deletion_window_in_days: Input[int] | None = None,
+        is_enabled: Input[bool] | None = None,
+        multi_region: Input[bool] | None = None,
+        bypass_policy_lockout_safety_check: Input[bool] | None = None,
+        tags: Input[Mapping[str, Input[str]]] | None = None,
+    ) -> None:
+        args = dict(locals())
+        for k in ("self", "resource_name", "opts", "__class__"):
+            args.pop(k, None)
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["key_material"]))
         super().__init__(resource_name, args, opts)
 
 

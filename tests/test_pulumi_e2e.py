@@ -239,3 +239,38 @@ pulumi.export("replica", replica.arn)
         project.run("destroy", "--yes")
         md = eu.describe_key(KeyId=out["replica"])["KeyMetadata"]
         assert md["KeyState"] == "PendingDeletion" and md["PendingDeletionWindowInDays"] == 7
+
+
+def test_external_key_byok(tmp_path, pulumi_bin):
+    import base64
+    import os
+
+    data = tmp_path / "kms-data"
+    material = base64.b64encode(os.urandom(32)).decode()
+    project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": "local", "kms-iac:dataDir": str(data)})
+    project.run("config", "set", "--secret", "material", material)
+    program = """
+import pulumi
+from kms_iac import resources as kms
+key = kms.ExternalKey("byok", key_material=pulumi.Config().require_secret("material"), description="imported",
+                      valid_to=VALID_TO, deletion_window_in_days=7)
+pulumi.export("key_id", key.key_id)
+"""
+    project.write_program(program.replace("VALID_TO", "None"))
+    project.up()
+    kms = embedded_client(data)
+    key_id = project.outputs()["key_id"]
+    md = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert md["Origin"] == "EXTERNAL" and md["KeyState"] == "Enabled" and md["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"mine")["CiphertextBlob"]
+    # the material itself never reaches the state file in the clear
+    assert material not in (project.state / ".pulumi").joinpath("stacks").rglob("*.json").__next__().read_text()
+    project.run("preview", "--expect-no-changes")
+    project.write_program(program.replace("VALID_TO", '"2099-01-01T00:00:00Z"'))
+    project.up()
+    assert project.outputs()["key_id"] == key_id  # same material, new expiry: in place
+    md = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert md["ExpirationModel"] == "KEY_MATERIAL_EXPIRES" and md["ValidTo"].year == 2099
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"mine"
+    project.run("destroy", "--yes")
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
