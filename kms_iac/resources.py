@@ -34,6 +34,11 @@ def _snake(camel: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in camel)
 
 
+def _arguments(scope: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's keyword arguments, from its ``locals()``."""
+    return {k: v for k, v in scope.items() if k not in ("self", "resource_name", "opts", "__class__")}
+
+
 class _KmsResource(pulumi.CustomResource):
     """Maps snake_case arguments to the provider's camelCase properties and back."""
 
@@ -86,9 +91,7 @@ class Key(_KmsResource):
         bypass_policy_lockout_safety_check: Input[bool] | None = None,
         tags: Input[Mapping[str, Input[str]]] | None = None,
     ) -> None:
-        args = dict(locals())
-        for k in ("self", "resource_name", "opts", "__class__"):
-            args.pop(k, None)
+        args = _arguments(locals())
         super().__init__(resource_name, args, opts)
 
 
@@ -131,9 +134,7 @@ class ReplicaKey(_KmsResource):
         bypass_policy_lockout_safety_check: Input[bool] | None = None,
         tags: Input[Mapping[str, Input[str]]] | None = None,
     ) -> None:
-        args = dict(locals())
-        for k in ("self", "resource_name", "opts", "__class__"):
-            args.pop(k, None)
+        args = _arguments(locals())
         super().__init__(resource_name, args, opts)
 
 
@@ -161,9 +162,7 @@ class ExternalKey(_KmsResource):
         bypass_policy_lockout_safety_check: Input[bool] | None = None,
         tags: Input[Mapping[str, Input[str]]] | None = None,
     ) -> None:
-        args = dict(locals())
-        for k in ("self", "resource_name", "opts", "__class__"):
-            args.pop(k, None)
+        args = _arguments(locals())
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["key_material"]))
         super().__init__(resource_name, args, opts)
 

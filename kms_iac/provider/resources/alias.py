@@ -6,7 +6,7 @@ import re
 
 from botocore.exceptions import ClientError
 
-from kms_iac.provider.resources.base import ResourceHandler, is_not_found, kms_call, kms_error
+from kms_iac.provider.resources.base import ResourceHandler, describe_or_none, is_not_found, kms_call, kms_error
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 _NAME = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
@@ -51,12 +51,9 @@ class AliasHandler(ResourceHandler):
         return inputs["name"], state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
-        try:
-            md = kms.describe_key(KeyId=resource_id)["KeyMetadata"]
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
+        md = describe_or_none(kms, resource_id)
+        if md is None:
+            return None
         target = state.get("targetKeyId")
         if not (isinstance(target, str) and _same_target(target, md["KeyId"])):
             target = md["KeyId"]

@@ -44,6 +44,40 @@ def is_not_found(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "NotFoundException"
 
 
+def describe_or_none(kms, key_ref: str) -> dict | None:
+    """KeyMetadata, or None when the key (or alias) does not exist."""
+    try:
+        return kms.describe_key(KeyId=key_ref)["KeyMetadata"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def live_key(kms, key_ref: str) -> dict | None:
+    """KeyMetadata of a key that still counts as existing: one scheduled for deletion is gone."""
+    md = describe_or_none(kms, key_ref)
+    if md is None or md["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
+        return None
+    return md
+
+
+def read_tags(kms, key_id: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in kms.get_paginator("list_resource_tags").paginate(KeyId=key_id):
+        tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+    return tags
+
+
+def read_policy(kms, name: str, key_id: str, state: dict) -> str:
+    """The key policy, in the program's own spelling when it means the same (so no diff appears)."""
+    from kms_iac.policy.normalize import policies_equal
+
+    policy = kms_call(name, "GetKeyPolicy", kms.get_key_policy, KeyId=key_id, PolicyName="default")["Policy"]
+    given = state.get("policy")
+    return given if isinstance(given, str) and policies_equal(given, policy) else policy
+
+
 class ResourceHandler(ABC):
     spec: ResourceSpec
 

@@ -16,9 +16,18 @@ from datetime import datetime, timezone
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from kms_iac.policy.normalize import policies_equal
 from kms_iac.provider.resources.base import ProviderError, kms_call
-from kms_iac.provider.resources.key import KeyHandler, _tags_equal
+from kms_iac.provider.resources.key import (
+    BYPASS,
+    DESCRIPTION,
+    ENABLED,
+    KEY_OUTPUTS,
+    MULTI_REGION,
+    POLICY,
+    TAGS,
+    WINDOW,
+    KeyHandler,
+)
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -28,17 +37,14 @@ SPEC = ResourceSpec(
         Prop("keyMaterial", "string", "Base64 of the 256-bit key material.", replaces=True, secret=True, required=True),
         Prop("validTo", "string", "RFC 3339 time at which KMS deletes the material; never when omitted.",
              ignore_when_absent=True),
-        Prop("description", "string", "Description of the key.", default=""),
-        Prop("policy", "string", "Key policy (JSON). KMS's default policy when omitted.", equal=policies_equal,
-             ignore_when_absent=True),
-        Prop("deletionWindowInDays", "integer", "Waiting period (7-30 days) when the key is deleted.", default=30),
-        Prop("isEnabled", "boolean", "Whether the key is enabled.", default=True),
-        Prop("multiRegion", "boolean", "Create a multi-Region primary key.", replaces=True, default=False),
-        Prop("bypassPolicyLockoutSafetyCheck", "boolean", "Skip KMS's policy lockout safety check.", default=False),
-        Prop("tags", "map", "Tags of the key.", equal=_tags_equal, default={}),
-        Prop("arn", "string", "The key ARN.", output=True),
-        Prop("keyId", "string", "The key id.", output=True),
-        Prop("keyState", "string", "The key state.", output=True),
+        DESCRIPTION,
+        POLICY,
+        WINDOW,
+        ENABLED,
+        MULTI_REGION,
+        BYPASS,
+        TAGS,
+        *KEY_OUTPUTS,
         Prop("expirationModel", "string", "KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE.", output=True),
     ),
 )

@@ -12,7 +12,16 @@ import json
 from botocore.exceptions import ClientError
 
 from kms_iac.policy.normalize import policies_equal
-from kms_iac.provider.resources.base import ProviderError, ResourceHandler, is_not_found, kms_call, kms_error
+from kms_iac.provider.resources.base import (
+    ProviderError,
+    ResourceHandler,
+    is_not_found,
+    kms_call,
+    kms_error,
+    live_key,
+    read_policy,
+    read_tags,
+)
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 # Which key usages AWS accepts with each key spec.
@@ -42,25 +51,37 @@ def _tags_equal(a: dict, b: dict) -> bool:
     return dict(a or {}) == dict(b or {})
 
 
+DESCRIPTION = Prop("description", "string", "Description of the key.", default="")
+POLICY = Prop("policy", "string", "Key policy (JSON). KMS's default policy when omitted.", equal=policies_equal,
+              ignore_when_absent=True)
+WINDOW = Prop("deletionWindowInDays", "integer", "Waiting period (7-30 days) when the key is deleted.", default=30)
+ENABLED = Prop("isEnabled", "boolean", "Whether the key is enabled.", default=True)
+MULTI_REGION = Prop("multiRegion", "boolean", "Create a multi-Region primary key.", replaces=True, default=False)
+BYPASS = Prop("bypassPolicyLockoutSafetyCheck", "boolean", "Skip KMS's policy lockout safety check.", default=False)
+TAGS = Prop("tags", "map", "Tags of the key.", equal=_tags_equal, default={})
+KEY_OUTPUTS = (
+    Prop("arn", "string", "The key ARN.", output=True),
+    Prop("keyId", "string", "The key id.", output=True),
+    Prop("keyState", "string", "The key state (Enabled, Disabled, PendingDeletion, ...).", output=True),
+)
+
 SPEC = ResourceSpec(
     "Key",
     "A customer managed AWS KMS key.",
     (
-        Prop("description", "string", "Description of the key.", default=""),
+        DESCRIPTION,
         Prop("keySpec", "string", "Key spec (SYMMETRIC_DEFAULT, RSA_*, ECC_*, HMAC_*).", replaces=True, default="SYMMETRIC_DEFAULT"),
         Prop("keyUsage", "string", "ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC or KEY_AGREEMENT.", replaces=True, default="ENCRYPT_DECRYPT"),
-        Prop("policy", "string", "Key policy (JSON). KMS's default policy when omitted.", equal=policies_equal, ignore_when_absent=True),
+        POLICY,
         Prop("enableKeyRotation", "boolean", "Automatic rotation of the key material.", default=False),
         Prop("rotationPeriodInDays", "integer", "Days between automatic rotations (90-2560).", ignore_when_absent=True),
-        Prop("deletionWindowInDays", "integer", "Waiting period (7-30 days) when the key is deleted.", default=30),
-        Prop("isEnabled", "boolean", "Whether the key is enabled.", default=True),
-        Prop("multiRegion", "boolean", "Create a multi-Region primary key.", replaces=True, default=False),
+        WINDOW,
+        ENABLED,
+        MULTI_REGION,
         Prop("customKeyStoreId", "string", "Custom key store to create the key in.", replaces=True),
-        Prop("bypassPolicyLockoutSafetyCheck", "boolean", "Skip KMS's policy lockout safety check.", default=False),
-        Prop("tags", "map", "Tags of the key.", equal=_tags_equal, default={}),
-        Prop("arn", "string", "The key ARN.", output=True),
-        Prop("keyId", "string", "The key id.", output=True),
-        Prop("keyState", "string", "The key state (Enabled, Disabled, PendingDeletion, ...).", output=True),
+        BYPASS,
+        TAGS,
+        *KEY_OUTPUTS,
     ),
 )
 
@@ -147,27 +168,17 @@ class KeyHandler(ResourceHandler):
         kms_call(name, "EnableKeyRotation", kms.enable_key_rotation, **args)
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
-        try:
-            md = kms.describe_key(KeyId=resource_id)["KeyMetadata"]
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        if md["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
-            return None  # scheduled for deletion: gone as far as the program is concerned
-        policy = kms_call(name, "GetKeyPolicy", kms.get_key_policy, KeyId=resource_id, PolicyName="default")["Policy"]
+        md = live_key(kms, resource_id)
+        if md is None:
+            return None
+        policy = read_policy(kms, name, resource_id, state)
         rotation_enabled, period = False, state.get("rotationPeriodInDays")
         if md.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT" and md.get("Origin") == "AWS_KMS":
             rot = kms_call(name, "GetKeyRotationStatus", kms.get_key_rotation_status, KeyId=resource_id)
             rotation_enabled = bool(rot.get("KeyRotationEnabled"))
             if rotation_enabled and rot.get("RotationPeriodInDays"):
                 period = int(rot["RotationPeriodInDays"])
-        tags: dict = {}
-        for page in kms.get_paginator("list_resource_tags").paginate(KeyId=resource_id):
-            tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
-        # Keep the program's own spelling of the policy when it means the same, so no diff appears.
-        if isinstance(state.get("policy"), str) and policies_equal(state["policy"], policy):
-            policy = state["policy"]
+        tags = read_tags(kms, resource_id)
         out = {
             "description": md.get("Description", ""),
             "keySpec": md.get("KeySpec", "SYMMETRIC_DEFAULT"),

@@ -7,11 +7,8 @@ and enablement are its own. ReplicateKey is called in the primary's Region (take
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from kms_iac.policy.normalize import policies_equal
-from kms_iac.provider.resources.base import ProviderError, ResourceHandler, is_not_found, kms_call
-from kms_iac.provider.resources.key import KeyHandler, _tags_equal
+from kms_iac.provider.resources.base import ProviderError, ResourceHandler, kms_call, live_key, read_policy, read_tags
+from kms_iac.provider.resources.key import BYPASS, DESCRIPTION, ENABLED, KEY_OUTPUTS, POLICY, TAGS, WINDOW, KeyHandler
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -19,16 +16,13 @@ SPEC = ResourceSpec(
     "A replica of a multi-Region primary key, in the provider's Region.",
     (
         Prop("primaryKeyArn", "string", "ARN of the multi-Region primary key (mrk-...).", replaces=True, required=True),
-        Prop("description", "string", "Description of the replica.", default=""),
-        Prop("policy", "string", "Key policy of the replica (JSON); KMS's default when omitted.",
-             equal=policies_equal, ignore_when_absent=True),
-        Prop("deletionWindowInDays", "integer", "Waiting period (7-30 days) when the replica is deleted.", default=30),
-        Prop("isEnabled", "boolean", "Whether the replica is enabled.", default=True),
-        Prop("bypassPolicyLockoutSafetyCheck", "boolean", "Skip KMS's policy lockout safety check.", default=False),
-        Prop("tags", "map", "Tags of the replica.", equal=_tags_equal, default={}),
-        Prop("arn", "string", "The replica's ARN.", output=True),
-        Prop("keyId", "string", "The key id (the primary's).", output=True),
-        Prop("keyState", "string", "The replica's key state.", output=True),
+        DESCRIPTION,
+        POLICY,
+        WINDOW,
+        ENABLED,
+        BYPASS,
+        TAGS,
+        *KEY_OUTPUTS,
     ),
 )
 
@@ -67,20 +61,11 @@ class ReplicaKeyHandler(ResourceHandler):
         return md["Arn"], state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
-        try:
-            md = kms.describe_key(KeyId=resource_id)["KeyMetadata"]
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        if md["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
+        md = live_key(kms, resource_id)
+        if md is None:
             return None
-        policy = kms_call(name, "GetKeyPolicy", kms.get_key_policy, KeyId=resource_id, PolicyName="default")["Policy"]
-        if isinstance(state.get("policy"), str) and policies_equal(state["policy"], policy):
-            policy = state["policy"]
-        tags: dict = {}
-        for page in kms.get_paginator("list_resource_tags").paginate(KeyId=resource_id):
-            tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+        policy = read_policy(kms, name, resource_id, state)
+        tags = read_tags(kms, resource_id)
         primary = (md.get("MultiRegionConfiguration") or {}).get("PrimaryKey", {}).get("Arn", state.get("primaryKeyArn"))
         return {
             "primaryKeyArn": primary, "description": md.get("Description", ""), "policy": policy,
