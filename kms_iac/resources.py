@@ -18,6 +18,7 @@ import pulumi
 from kms_iac.provider import PACKAGE, VERSION
 from kms_iac.provider.resources.alias import SPEC as ALIAS_SPEC
 from kms_iac.provider.resources.external_key import SPEC as EXTERNAL_SPEC
+from kms_iac.provider.resources.grant import SPEC as GRANT_SPEC
 from kms_iac.provider.resources.key import SPEC as KEY_SPEC
 from kms_iac.provider.resources.replica_key import SPEC as REPLICA_SPEC
 from kms_iac.provider.spec import ResourceSpec
@@ -165,6 +166,30 @@ class ExternalKey(_KmsResource):
         args = _arguments(locals())
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["key_material"]))
         super().__init__(resource_name, args, opts)
+
+
+class Grant(_KmsResource):
+    """Scoped, revocable use of a key for a grantee; every change replaces the grant."""
+
+    _spec = GRANT_SPEC
+    grant_id: pulumi.Output[str]
+    grant_token: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        opts: Optional[pulumi.ResourceOptions] = None,
+        *,
+        key_id: Input[str] | None = None,
+        grantee_principal: Input[str] | None = None,
+        operations: Input[list[Input[str]]] | None = None,
+        retiring_principal: Input[str] | None = None,
+        name: Input[str] | None = None,
+        encryption_context_equals: Input[Mapping[str, Input[str]]] | None = None,
+        encryption_context_subset: Input[Mapping[str, Input[str]]] | None = None,
+        retire_on_delete: Input[bool] | None = None,
+    ) -> None:
+        super().__init__(resource_name, _arguments(locals()), opts)
 
 
 class Provider(pulumi.ProviderResource):

@@ -274,3 +274,36 @@ pulumi.export("key_id", key.key_id)
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"mine"
     project.run("destroy", "--yes")
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+GRANT_PROGRAM = """
+import pulumi
+from kms_iac import resources as kms
+key = kms.Key("k", description="granted")
+grant = kms.Grant("app", key_id=key.key_id, grantee_principal="arn:aws:iam::111122223333:role/app",
+                  operations=OPERATIONS, encryption_context_subset={"tenant": "a"}, name="app-use")
+pulumi.export("key_id", key.key_id)
+pulumi.export("grant_id", grant.grant_id)
+"""
+
+
+@pytest.mark.parametrize("where", ["moto"])
+def test_grant(where, tmp_path, pulumi_bin):
+    with ServerProcess(tmp_path / "server-data") as srv, MotoServer() as moto:
+        peer = moto if where == "moto" else srv
+        kms = peer.client()
+        project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": peer.url})
+        project.write_program(GRANT_PROGRAM.replace("OPERATIONS", '["Encrypt", "Decrypt"]'))
+        project.up()
+        out = project.outputs()
+        (grant,) = kms.list_grants(KeyId=out["key_id"])["Grants"]
+        assert grant["GrantId"] == out["grant_id"] and sorted(grant["Operations"]) == ["Decrypt", "Encrypt"]
+        assert grant["Constraints"] == {"EncryptionContextSubset": {"tenant": "a"}}
+        project.run("preview", "--expect-no-changes")
+        project.write_program(GRANT_PROGRAM.replace("OPERATIONS", '["Decrypt"]'))
+        assert "replace" in project.run("preview", "--diff").stdout.lower()
+        project.up()
+        grants = kms.list_grants(KeyId=out["key_id"])["Grants"]
+        assert [g["Operations"] for g in grants] == [["Decrypt"]] and grants[0]["GrantId"] != out["grant_id"]
+        project.run("destroy", "--yes")
+        assert kms.list_grants(KeyId=out["key_id"])["Grants"] == []
