@@ -287,7 +287,7 @@ pulumi.export("grant_id", grant.grant_id)
 """
 
 
-@pytest.mark.parametrize("where", ["moto"])
+@pytest.mark.parametrize("where", ["moto", "server"])
 def test_grant(where, tmp_path, pulumi_bin):
     with ServerProcess(tmp_path / "server-data") as srv, MotoServer() as moto:
         peer = moto if where == "moto" else srv

@@ -27,6 +27,7 @@ _SECRET_FIELDS = {
     "Plaintext", "CiphertextBlob", "CiphertextForRecipient", "Recipient", "KeyMaterial", "ImportToken",
     "PublicKey", "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob", "Message", "Signature", "Mac",
     "KeyStorePassword", "TrustAnchorCertificate", "XksProxyAuthenticationCredential", "SharedSecret",
+    "GrantToken", "GrantTokens",
 }
 # Operations whose responseElements CloudTrail records as null (data-plane calls).
 _NULL_RESPONSE = {

@@ -90,6 +90,49 @@ CREATE TABLE IF NOT EXISTS tags (
   tag_value TEXT NOT NULL,
   PRIMARY KEY (key_id, region, tag_key)
 );
+CREATE TABLE IF NOT EXISTS grants (
+  grant_id TEXT PRIMARY KEY,
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  name TEXT,
+  grantee TEXT NOT NULL,
+  retiring TEXT,
+  operations TEXT NOT NULL,
+  constraints TEXT,
+  issuing_account TEXT NOT NULL,
+  created REAL NOT NULL,
+  token_hashes TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS grants_by_key ON grants (key_id, region);
+CREATE INDEX IF NOT EXISTS grants_by_retiring ON grants (region, retiring);
+CREATE TABLE IF NOT EXISTS hsm_clusters (
+  cluster_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  token_label TEXT NOT NULL,
+  token_serial TEXT NOT NULL,
+  trust_anchor TEXT NOT NULL,
+  created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS custom_key_stores (
+  cks_id TEXT PRIMARY KEY,
+  account TEXT NOT NULL,
+  region TEXT NOT NULL,
+  name TEXT NOT NULL,
+  store_type TEXT NOT NULL,
+  cluster_id TEXT,
+  trust_anchor TEXT,
+  wrapped_password BLOB,
+  connection_state TEXT NOT NULL,
+  connection_error_code TEXT,
+  created REAL NOT NULL,
+  UNIQUE (account, region, name)
+);
+CREATE TABLE IF NOT EXISTS cks_saved_key_states (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  state TEXT NOT NULL,
+  PRIMARY KEY (key_id, region)
+);
 """
 
 KEY_MUTABLE = {
@@ -280,7 +323,7 @@ class Store:
         for extra in self.extra_key_tables:
             c.execute(f"DELETE FROM {extra} WHERE key_id=? AND region=?", (key_id, region))
 
-    extra_key_tables: tuple[str, ...] = ("import_params", "imported_material")
+    extra_key_tables: tuple[str, ...] = ("import_params", "imported_material", "grants")
 
     # -- material -------------------------------------------------------------------------
 
