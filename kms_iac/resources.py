@@ -17,7 +17,9 @@ import pulumi
 
 from kms_iac.provider import PACKAGE, VERSION
 from kms_iac.provider.resources.alias import SPEC as ALIAS_SPEC
+from kms_iac.provider.resources.custom_key_store import SPEC as CKS_SPEC
 from kms_iac.provider.resources.external_key import SPEC as EXTERNAL_SPEC
+from kms_iac.provider.resources.hsm_cluster import SPEC as HSM_SPEC
 from kms_iac.provider.resources.grant import SPEC as GRANT_SPEC
 from kms_iac.provider.resources.key import SPEC as KEY_SPEC
 from kms_iac.provider.resources.replica_key import SPEC as REPLICA_SPEC
@@ -189,6 +191,35 @@ class Grant(_KmsResource):
         encryption_context_subset: Input[Mapping[str, Input[str]]] | None = None,
         retire_on_delete: Input[bool] | None = None,
     ) -> None:
+        super().__init__(resource_name, _arguments(locals()), opts)
+
+
+class HsmCluster(_KmsResource):
+    """A CloudHSM cluster on the local target (a SoftHSM2 token in the backend's data dir)."""
+
+    _spec = HSM_SPEC
+    cluster_id: pulumi.Output[str]
+    trust_anchor_certificate: pulumi.Output[str]
+    key_store_password: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, opts: Optional[pulumi.ResourceOptions] = None, *,
+                 name: Input[str] | None = None, user_pin: Input[str] | None = None,
+                 so_pin: Input[str] | None = None) -> None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["key_store_password"]))
+        super().__init__(resource_name, _arguments(locals()), opts)
+
+
+class CustomKeyStore(_KmsResource):
+    """An AWS CloudHSM key store; connected when created."""
+
+    _spec = CKS_SPEC
+    custom_key_store_id: pulumi.Output[str]
+    connection_state: pulumi.Output[str]
+
+    def __init__(self, resource_name: str, opts: Optional[pulumi.ResourceOptions] = None, *,
+                 custom_key_store_name: Input[str] | None = None, cloud_hsm_cluster_id: Input[str] | None = None,
+                 trust_anchor_certificate: Input[str] | None = None,
+                 key_store_password: Input[str] | None = None) -> None:
         super().__init__(resource_name, _arguments(locals()), opts)
 
 

@@ -14,6 +14,20 @@ fi
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "setup: Python 3.11+ is required (found $("$PY" --version 2>&1))" >&2; exit 1; }
 
+# SoftHSM2: the PKCS#11 token behind local CloudHSM clusters (custom key stores).
+# Installed from the system's packages only when softhsm2-util is missing.
+if ! command -v softhsm2-util >/dev/null 2>&1; then
+  echo "setup: installing SoftHSM2 (custom key stores)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null
+  elif command -v brew >/dev/null 2>&1; then
+    brew install softhsm >/dev/null
+  else
+    echo "setup: warning: install SoftHSM2 yourself (custom key store tests will be skipped)" >&2
+  fi
+fi
+
 VENV=.venv
 STAMP="$VENV/.kms-iac-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-32)

@@ -307,3 +307,32 @@ def test_grant(where, tmp_path, pulumi_bin):
         assert [g["Operations"] for g in grants] == [["Decrypt"]] and grants[0]["GrantId"] != out["grant_id"]
         project.run("destroy", "--yes")
         assert kms.list_grants(KeyId=out["key_id"])["Grants"] == []
+
+
+def test_cloudhsm_key_store_on_the_local_target(tmp_path, pulumi_bin):
+    """HsmCluster (a SoftHSM2 token) -> CustomKeyStore (connected) -> a Key whose material stays in the token."""
+    data = tmp_path / "kms-data"
+    project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": "local", "kms-iac:dataDir": str(data)})
+    project.write_program("""
+import pulumi
+from kms_iac import resources as kms
+cluster = kms.HsmCluster("hsm", name="tenants-hsm")
+store = kms.CustomKeyStore("store", custom_key_store_name="tenants", cloud_hsm_cluster_id=cluster.cluster_id,
+                           trust_anchor_certificate=cluster.trust_anchor_certificate,
+                           key_store_password=cluster.key_store_password)
+key = kms.Key("in-hsm", description="material in the HSM", custom_key_store_id=store.custom_key_store_id)
+pulumi.export("store_id", store.custom_key_store_id)
+pulumi.export("key_id", key.key_id)
+pulumi.export("state", store.connection_state)
+""")
+    project.up()
+    out = project.outputs()
+    assert out["state"] == "CONNECTED" and out["store_id"].startswith("cks-")
+    kms = embedded_client(data)
+    md = kms.describe_key(KeyId=out["key_id"])["KeyMetadata"]
+    assert md["Origin"] == "AWS_CLOUDHSM" and md["CustomKeyStoreId"] == out["store_id"]
+    blob = kms.encrypt(KeyId=out["key_id"], Plaintext=b"in the token")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"in the token"
+    project.run("preview", "--expect-no-changes")
+    assert "keyStorePassword" not in project.run("stack", "output", "--json").stdout or \
+        "[secret]" in project.run("stack", "export").stdout

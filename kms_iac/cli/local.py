@@ -133,3 +133,25 @@ def audit(data_dir: Path | None, events: tuple[str, ...], key: str | None, error
             f"[red]{ev['errorCode']}[/red]: {ev.get('errorMessage', '')}" if ev.get("errorCode") else "[green]OK[/green]",
         )
     Console().print(table)
+
+
+@local.group()
+def hsm() -> None:
+    """Local CloudHSM clusters (SoftHSM2 tokens) for custom key stores."""
+
+
+@hsm.command("create-cluster")
+@click.argument("name")
+@DATA_DIR
+@click.option("--user-pin", default=None, help="The token's user PIN, i.e. the KeyStorePassword (default: random).")
+@click.option("--so-pin", default=None, help="The token's security officer PIN (default: random).")
+def create_cluster(name: str, data_dir: Path | None, user_pin: str | None, so_pin: str | None) -> None:
+    """Initialise a SoftHSM2 token as a CloudHSM cluster; print what CreateCustomKeyStore takes (JSON)."""
+    from kms_iac.backend.hsm import HsmError
+    from kms_iac.backend.ops.custom_key_stores import create_cluster as do_create
+
+    try:
+        result = do_create(data_dir or default_data_dir(), name, user_pin=user_pin, so_pin=so_pin)
+    except (HsmError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result))

@@ -34,6 +34,7 @@ from kms_iac.provider.engine_log import EngineLog
 from kms_iac.provider.props import unwrap, unwrap_map, wrap_map
 from kms_iac.provider.resources import HANDLERS
 from kms_iac.provider.resources.base import ResourceHandler
+from kms_iac.provider.resources.hsm_cluster import HsmClusterHandler
 from kms_iac.provider.schema import build_schema
 from kms_iac.provider.spec import check_types, coerce, diff
 from kms_iac.provider.target import Target
@@ -87,6 +88,8 @@ class KmsIacProvider(Provider):
         self._client = None
         for handler in HANDLERS.values():
             handler.regional = self.target.client  # type: ignore[method-assign]
+            if isinstance(handler, HsmClusterHandler):  # the local target's SoftHSM2 clusters live in its data dir
+                handler.data_dir = self.target.local_data_dir()
         return ConfigureResponse(accept_secrets=True, supports_preview=True, accept_resources=True, accept_outputs=False)
 
     def kms(self):

@@ -52,6 +52,12 @@ class Target:
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir or os.environ.get("KMS_IAC_DATA_DIR") or ".kms-iac").resolve()
 
+    def local_data_dir(self) -> Path | None:
+        """The bundled backend's data dir: the embedded one, or a local server's when dataDir is set."""
+        if self.kind == "local" or (self.kind == "url" and self.data_dir):
+            return self.resolved_data_dir()
+        return None
+
     def client(self, region: str | None = None):
         """A KMS client for this target, in ``region`` (default: the configured one)."""
         region = region or self.region

@@ -35,6 +35,12 @@ def _check_usage(key: KeyRecord, algorithm: str | None, operation: str = "Encryp
 
 def seal(call: Call, key: KeyRecord, plaintext: bytes, context: dict | None) -> tuple[bytes, str]:
     """Encrypt under the key's current material; return the blob and that material's id."""
+    if key.custom_key_store_id:  # AES-GCM inside the CloudHSM key store's token
+        from kms_iac.backend.ops.custom_key_stores import hsm_seal
+
+        blob = hsm_seal(call, key, plaintext, context)
+        call.record_use(key)
+        return blob, _material_id(call, key, key.current_version)
     found = call.material(key)
     if found is None:  # no material (never imported): AWS refuses such a key as pending import
         raise KMSInvalidStateException(f"{key.arn} is pending import.")
@@ -71,6 +77,16 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
         key = candidates[0]
     call.admit(key, operation)
     _check_usage(key, None, operation)
+    if key.custom_key_store_id:  # opened by the CloudHSM key store's token
+        from kms_iac.backend import hsm
+        from kms_iac.backend.ops.custom_key_stores import hsm_open
+
+        try:
+            plaintext = hsm_open(call, key, header, blob, context)
+        except (crypto.AuthenticationFailed, hsm.HsmKeyMissing):
+            raise InvalidCiphertextException(None) from None
+        call.record_use(key, operation)
+        return key, plaintext, _material_id(call, key, header.version)
     found = call.material(key, header.version)
     if found is None:
         raise InvalidCiphertextException(None)

@@ -67,6 +67,11 @@ def metadata(call: Call, key: KeyRecord) -> dict:
             md["ValidTo"] = key.valid_to
     if key.custom_key_store_id:
         md["CustomKeyStoreId"] = key.custom_key_store_id
+        from kms_iac.backend.ops.custom_key_stores import cluster_of
+
+        cluster_id = cluster_of(call, key.custom_key_store_id)
+        if cluster_id:
+            md["CloudHsmClusterId"] = cluster_id
     if key.multi_region:
         primary_region = key.primary_region or key.region
         md["MultiRegionConfiguration"] = {
@@ -100,10 +105,15 @@ def new_key(call: Call, params: dict) -> KeyRecord:
         )
     if usage != "ENCRYPT_DECRYPT":
         raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
-    if origin not in ("AWS_KMS", "EXTERNAL"):
+    if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM"):
         raise UnsupportedOperationException(f"Origin {origin} is not supported by the kms-iac local backend yet.")
-    if params.get("CustomKeyStoreId") or params.get("XksKeyId"):
-        raise UnsupportedOperationException("Custom key stores are not supported by the kms-iac local backend yet.")
+    if params.get("XksKeyId"):
+        raise UnsupportedOperationException("External key stores are not supported by the kms-iac local backend yet.")
+    cks = None
+    if params.get("CustomKeyStoreId") or origin == "AWS_CLOUDHSM":
+        from kms_iac.backend.ops.custom_key_stores import store_for_new_key
+
+        cks = store_for_new_key(call, params, origin, bool(params.get("MultiRegion")))
     policy = params.get("Policy")
     if policy is not None:
         check_policy_document(policy)
@@ -127,6 +137,7 @@ def new_key(call: Call, params: dict) -> KeyRecord:
         multi_region=int(multi),
         multi_region_role="PRIMARY" if multi else None,
         primary_region=call.ctx.region if multi else None,
+        custom_key_store_id=cks.cks_id if cks is not None else None,
     )
     authorizer = call.backend.authorizer
     if authorizer is not None:
@@ -135,6 +146,10 @@ def new_key(call: Call, params: dict) -> KeyRecord:
         call.store.insert_key(c, key)
         if origin == "AWS_KMS":
             call.backend.add_material(c, key, call.now, None)
+        elif cks is not None:  # material generated inside the token, never stored here
+            from kms_iac.backend.ops.custom_key_stores import create_hsm_key
+
+            create_hsm_key(call, c, key, cks)
         write_tags(c, key, tags)
     call.resources.append(key.arn)
     return key

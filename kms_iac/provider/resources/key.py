@@ -139,8 +139,8 @@ class KeyHandler(ResourceHandler):
         }
         if inputs.get("policy"):
             params["Policy"] = inputs["policy"]
-        if inputs.get("customKeyStoreId"):
-            params["CustomKeyStoreId"] = inputs["customKeyStoreId"]
+        if inputs.get("customKeyStoreId"):  # a key in a CloudHSM key store
+            params.update(CustomKeyStoreId=inputs["customKeyStoreId"], Origin="AWS_CLOUDHSM")
         if inputs.get("bypassPolicyLockoutSafetyCheck"):
             params["BypassPolicyLockoutSafetyCheck"] = True
         md = kms_call(name, "CreateKey", kms.create_key, **params)["KeyMetadata"]
