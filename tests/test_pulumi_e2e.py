@@ -5,7 +5,9 @@ server standing in for AWS. Assertions are on the backend's real state."""
 from __future__ import annotations
 
 import json
+import sys
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
@@ -336,3 +338,21 @@ pulumi.export("state", store.connection_state)
     project.run("preview", "--expect-no-changes")
     assert "keyStorePassword" not in project.run("stack", "output", "--json").stdout or \
         "[secret]" in project.run("stack", "export").stdout
+
+
+def test_engine_accepts_the_provider_schema(tmp_path, pulumi_bin):
+    """`pulumi package get-schema` binds the schema (what other languages' SDK generation starts from)."""
+    import shutil
+    import subprocess
+
+    from kms_iac.engine import engine_env
+
+    plugin = shutil.which("pulumi-resource-kms-iac", path=str(Path(sys.executable).parent))
+    proc = subprocess.run(["pulumi", "package", "get-schema", plugin], capture_output=True, text=True, timeout=120,
+                          env=engine_env(pulumi_bin, tmp_path / "state", tmp_path / "home"))
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    assert set(schema["resources"]) == {f"kms-iac:index:{n}" for n in
+                                        ("Key", "Alias", "Grant", "ExternalKey", "ReplicaKey", "CustomKeyStore", "HsmCluster")}
+    assert schema["resources"]["kms-iac:index:ExternalKey"]["inputProperties"]["keyMaterial"]["secret"] is True
+    assert schema["resources"]["kms-iac:index:Key"]["inputProperties"]["keySpec"]["replaceOnChanges"] is True
