@@ -356,3 +356,19 @@ def test_engine_accepts_the_provider_schema(tmp_path, pulumi_bin):
                                         ("Key", "Alias", "Grant", "ExternalKey", "ReplicaKey", "CustomKeyStore", "HsmCluster")}
     assert schema["resources"]["kms-iac:index:ExternalKey"]["inputProperties"]["keyMaterial"]["secret"] is True
     assert schema["resources"]["kms-iac:index:Key"]["inputProperties"]["keySpec"]["replaceOnChanges"] is True
+
+
+def test_throttling_is_retried_with_backoff(tmp_path, pulumi_bin):
+    """Against a server with a tight quota, `pulumi up` still succeeds: the provider retries ThrottlingException."""
+    with ServerProcess(tmp_path / "server-data", "--requests-per-second", "4") as srv:
+        project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": srv.url})
+        project.write_program("""
+from kms_iac import resources as kms
+for i in range(6):
+    kms.Key(f"k{i}", description=f"key {i}", tags={"n": str(i)})
+""")
+        project.up()
+        events = [json.loads(l) for l in (srv.data_dir / "audit.log").read_text().splitlines()]
+        assert any(e.get("errorCode") == "ThrottlingException" for e in events)
+        created = [e for e in events if e["eventName"] == "CreateKey" and not e.get("errorCode")]
+        assert len(created) == 6
