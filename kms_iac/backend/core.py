@@ -45,6 +45,12 @@ DEFAULT_ACCOUNT = "111122223333"
 DEFAULT_REGION = "us-east-1"
 DB_FILE = "kms.sqlite3"
 USAGE_FLUSH_SECONDS = 1.0
+# Operations on no existing key: with authorization on, IAM policies alone decide them.
+ACCOUNT_OPERATIONS = {
+    "CreateKey", "ListKeys", "ListAliases", "GenerateRandom", "ListRetirableGrants", "CreateCustomKeyStore",
+    "DescribeCustomKeyStores", "ConnectCustomKeyStore", "DisconnectCustomKeyStore", "UpdateCustomKeyStore",
+    "DeleteCustomKeyStore",
+}
 
 
 def default_data_dir() -> Path:
@@ -66,6 +72,7 @@ class Call:
         self.operation = operation
         self.conn: sqlite3.Connection | None = None
         self.resources: list[str] = []
+        self.params: dict = {}
 
     @property
     def store(self) -> Store:
@@ -197,9 +204,12 @@ class Backend:
                 model_operation(operation)  # UnknownOperationException for names KMS does not have
                 raise UnsupportedOperationException(f"{operation} is not supported by the kms-iac local backend.")
             params = parse_request(operation, body)
+            call.params = params
             with self.store.lock:
                 self.store.refresh()
                 self._run_due_work(now)
+                if self.authorizer is not None and operation in ACCOUNT_OPERATIONS and operation != "CreateKey":
+                    self.authorizer(call, operation, None)
                 if spec.mutates:
                     with call.write():
                         result = self._invoke(spec, call, params)

@@ -56,6 +56,8 @@ TABLE: dict[str, dict[str, Refusal]] = {
     "Encrypt": _CRYPTO,
     "Decrypt": _CRYPTO,
     "ReEncrypt": _CRYPTO,
+    "ReEncryptFrom": _CRYPTO,
+    "ReEncryptTo": _CRYPTO,
     "GenerateDataKey": _CRYPTO,
     "GenerateDataKeyWithoutPlaintext": _CRYPTO,
     "GenerateDataKeyPair": _CRYPTO,

@@ -94,7 +94,7 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
         plaintext = crypto.open_blob(found[1], header, blob, context)
     except crypto.AuthenticationFailed:
         raise InvalidCiphertextException(None) from None
-    call.record_use(key, operation)
+    call.record_use(key, "ReEncrypt" if operation.startswith("ReEncrypt") else operation)
     return key, plaintext, _material_id(call, key, header.version)
 
 
@@ -128,9 +128,9 @@ def re_encrypt(call: Call, params: dict) -> dict:
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null"
         )
     source, plaintext, source_material = unseal(
-        call, params["CiphertextBlob"], params.get("SourceEncryptionContext"), params.get("SourceKeyId"), "ReEncrypt"
+        call, params["CiphertextBlob"], params.get("SourceEncryptionContext"), params.get("SourceKeyId"), "ReEncryptFrom"
     )
-    dest = call.key(params["DestinationKeyId"], "ReEncrypt")
+    dest = call.key(params["DestinationKeyId"], "ReEncryptTo")
     _check_usage(dest, params.get("DestinationEncryptionAlgorithm"))
     blob, dest_material = seal(call, dest, plaintext, params.get("DestinationEncryptionContext"))
     return {
