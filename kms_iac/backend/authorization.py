@@ -33,38 +33,39 @@ def _account_policy(account: str) -> dict:
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}]}
 
 
-def request_context(call, key: KeyRecord | None, operation: str) -> dict[str, Any]:
-    """The global and KMS condition keys of this request."""
-    ctx, params = call.ctx, getattr(call, "params", None) or {}
+def key_facts(key: KeyRecord, aliases: list[str]) -> dict[str, Any]:
+    """The condition keys that describe the key itself."""
+    out: dict[str, Any] = {"kms:KeySpec": key.key_spec, "kms:KeyUsage": key.key_usage, "kms:KeyOrigin": key.origin,
+                           "kms:MultiRegion": bool(key.multi_region), "kms:ResourceAliases": aliases}
+    if key.multi_region:
+        out["kms:MultiRegionKeyType"] = key.multi_region_role or "PRIMARY"
+    return out
+
+
+def condition_keys(*, principal_arn: str, principal_account: str, principal_type: str, region: str, now: float,
+                   operation: str, params: dict, key_facts: dict[str, Any] | None = None, via_service: str | None = None,
+                   source_vpce: str | None = None, source_ip: str | None = None) -> dict[str, Any]:
+    """The global and KMS condition keys of one request (shared by the backend and the simulator)."""
     out: dict[str, Any] = {
-        "aws:PrincipalArn": ctx.principal_arn,
-        "aws:PrincipalAccount": ctx.account,
-        "aws:PrincipalType": ctx.principal_type,
-        "aws:RequestedRegion": ctx.region,
-        "aws:CurrentTime": datetime.fromtimestamp(call.now, timezone.utc),
-        "aws:EpochTime": int(call.now),
-        "aws:SourceIp": ctx.source_ip,
-        "kms:CallerAccount": ctx.account,
+        "aws:PrincipalArn": principal_arn,
+        "aws:PrincipalAccount": principal_account,
+        "aws:PrincipalType": principal_type,
+        "aws:RequestedRegion": region,
+        "aws:CurrentTime": datetime.fromtimestamp(now, timezone.utc),
+        "aws:EpochTime": int(now),
+        "aws:SourceIp": source_ip,
+        "kms:CallerAccount": principal_account,
+        "kms:ViaService": via_service,
+        "aws:SourceVpce": source_vpce,
+        **(key_facts or {}),
     }
-    if ctx.via_service:
-        out["kms:ViaService"] = ctx.via_service
-    if ctx.source_vpce:
-        out["aws:SourceVpce"] = ctx.source_vpce
-    context = None
-    for name in ("EncryptionContext", "SourceEncryptionContext" if operation == "ReEncryptFrom" else "",
-                 "DestinationEncryptionContext" if operation == "ReEncryptTo" else ""):
-        if name and params.get(name) is not None:
-            context = params[name]
+    context_param = {"ReEncryptFrom": "SourceEncryptionContext", "ReEncryptTo": "DestinationEncryptionContext"}.get(
+        operation, "EncryptionContext")
+    context = params.get(context_param)
     if context is not None:
         out["kms:EncryptionContextKeys"] = sorted(context)
         for k, v in context.items():
             out[f"kms:EncryptionContext:{k}"] = v
-    if key is not None:
-        out.update({"kms:KeySpec": key.key_spec, "kms:KeyUsage": key.key_usage, "kms:KeyOrigin": key.origin,
-                    "kms:MultiRegion": bool(key.multi_region),
-                    "kms:ResourceAliases": call.store.aliases_of(key.key_id, key.region)})
-        if key.multi_region:
-            out["kms:MultiRegionKeyType"] = key.multi_region_role or "PRIMARY"
     for param in ("KeyId", "SourceKeyId", "DestinationKeyId", "TargetKeyId"):
         ref = params.get(param)
         if isinstance(ref, str) and "alias/" in ref:
@@ -72,30 +73,41 @@ def request_context(call, key: KeyRecord | None, operation: str) -> dict[str, An
     if operation == "CreateGrant":
         out["kms:GrantOperations"] = list(params.get("Operations") or [])
         out["kms:GranteePrincipal"] = params.get("GranteePrincipal")
-        if params.get("RetiringPrincipal"):
-            out["kms:RetiringPrincipal"] = params["RetiringPrincipal"]
-        out["kms:GrantIsForAWSResource"] = bool(ctx.via_service)
-        constraints = params.get("Constraints") or {}
+        out["kms:RetiringPrincipal"] = params.get("RetiringPrincipal")
+        out["kms:GrantIsForAWSResource"] = bool(via_service)
         for kind in ("EncryptionContextEquals", "EncryptionContextSubset"):
-            if constraints.get(kind):
-                out[f"kms:GrantConstraintType"] = kind
-    if operation == "EnableKeyRotation" and params.get("RotationPeriodInDays") is not None:
-        out["kms:RotationPeriodInDays"] = params["RotationPeriodInDays"]
+            if (params.get("Constraints") or {}).get(kind):
+                out["kms:GrantConstraintType"] = kind
+    if operation == "EnableKeyRotation":
+        out["kms:RotationPeriodInDays"] = params.get("RotationPeriodInDays")
     if operation == "ScheduleKeyDeletion":
         out["kms:ScheduleKeyDeletionPendingWindowInDays"] = params.get("PendingWindowInDays") or 30
     if operation in ("CreateKey", "PutKeyPolicy"):
         out["kms:BypassPolicyLockoutSafetyCheck"] = bool(params.get("BypassPolicyLockoutSafetyCheck"))
-    if operation == "GenerateDataKey" and params.get("KeySpec"):
-        out["kms:DataKeyPairSpec"] = params["KeySpec"]
-    out["kms:EncryptionAlgorithm"] = params.get("EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+    if operation in ("Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo"):
+        out["kms:EncryptionAlgorithm"] = params.get("EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
     return {k: v for k, v in out.items() if v is not None}
+
+
+def request_context(call, key: KeyRecord | None, operation: str) -> dict[str, Any]:
+    ctx = call.ctx
+    facts = key_facts(key, call.store.aliases_of(key.key_id, key.region)) if key is not None else None
+    return condition_keys(principal_arn=ctx.principal_arn, principal_account=ctx.account,
+                          principal_type=ctx.principal_type, region=ctx.region, now=call.now, operation=operation,
+                          params=getattr(call, "params", None) or {}, key_facts=facts, via_service=ctx.via_service,
+                          source_vpce=ctx.source_vpce, source_ip=ctx.source_ip)
 
 
 def _grants(call, key: KeyRecord) -> list[GrantInfo]:
     from kms_iac.backend.ops.grants import active_grants
 
+    return grant_infos(active_grants(call.store, key))
+
+
+def grant_infos(grants: list[dict]) -> list[GrantInfo]:
+    """GrantInfo from grant records or ListGrants entries."""
     return [GrantInfo(g["GrantId"], g["GranteePrincipal"], tuple(g["Operations"]), g.get("Constraints") or None)
-            for g in active_grants(call.store, key)]
+            for g in grants]
 
 
 class Authorizer:

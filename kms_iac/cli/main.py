@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kms_iac.cli.local import local
+from kms_iac.cli.policy import policy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,6 +15,7 @@ def cli() -> None:
 
 
 cli.add_command(local)
+cli.add_command(policy)
 
 
 def main() -> None:
