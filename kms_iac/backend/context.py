@@ -26,6 +26,7 @@ class RequestContext:
     user_agent: str = ""
     source_vpce: str | None = None
     via_service: str | None = None
+    identity_policies: tuple = ()  # the caller's IAM policy documents (dicts), from the principals file
     request_id: str = field(default_factory=_uuid4)
     event_id: str = field(default_factory=_uuid4)
 

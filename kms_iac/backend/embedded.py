@@ -12,6 +12,7 @@ import io
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -35,8 +36,13 @@ class _RawBody(io.BytesIO):
             contents = self.read()
 
 
-def shared_backend(data_dir: Path | str | None = None, account: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> Backend:
-    """One Backend per data dir and account in this process, shared by its embedded clients."""
+def shared_backend(data_dir: Path | str | None = None, account: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION,
+                   principals: Any = None) -> Backend:
+    """One Backend per data dir and account in this process, shared by its embedded clients.
+
+    ``principals`` (a principals file path, a loaded document or a ``Directory``) makes the
+    backend verify SigV4 signatures against it, as ``kms-iac local serve --principals`` does.
+    """
     path = Path(data_dir) if data_dir is not None else default_data_dir()
     ck = (str(path.resolve()), account)
     with _backends_lock:
@@ -44,6 +50,10 @@ def shared_backend(data_dir: Path | str | None = None, account: str = DEFAULT_AC
         if backend is None:
             backend = Backend(path, account=account, region=region)
             _backends[ck] = backend
+        if principals is not None:
+            from kms_iac.backend.sigv4 import attach_principals
+
+            attach_principals(backend, principals)
         return backend
 
 
@@ -58,6 +68,8 @@ class _Responder:
         if isinstance(body, str):
             body = body.encode()
         headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+        if not any(k.lower() == "host" for k in headers):  # what the HTTP client would send (and botocore signed)
+            headers["Host"] = urlsplit(request.url).netloc
         status, rheaders, rbody = handle_http(self.backend, headers, body, "127.0.0.1", request.method or "POST", "/")
         return AWSResponse(request.url, status, rheaders, _RawBody(rbody))
 
@@ -71,10 +83,21 @@ def embedded_client(
     session: boto3.session.Session | None = None,
     aws_access_key_id: str = "AKIAKMSIACEMBEDDED01",
     aws_secret_access_key: str = "kms-iac-embedded",
+    aws_session_token: str | None = None,
     config: botocore.config.Config | None = None,
+    principals: Any = None,
 ):
-    """A boto3 KMS client served by the local backend in this process (no network)."""
-    backend = backend or shared_backend(data_dir, account, region)
+    """A boto3 KMS client served by the local backend in this process (no network).
+
+    With ``principals`` (a principals file path, document or ``Directory``) the backend verifies
+    signatures against it; pass that principal's ``aws_access_key_id``/``aws_secret_access_key``.
+    """
+    if backend is None:
+        backend = shared_backend(data_dir, account, region, principals=principals)
+    elif principals is not None:
+        from kms_iac.backend.sigv4 import attach_principals
+
+        attach_principals(backend, principals)
     session = session or boto3.session.Session()
     client = session.client(
         "kms",
@@ -82,6 +105,7 @@ def embedded_client(
         endpoint_url=EMBEDDED_ENDPOINT,
         aws_access_key_id=aws_access_key_id,
         aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
         config=config or botocore.config.Config(retries={"mode": "standard", "max_attempts": 3}),
     )
     responder = _Responder(backend)

@@ -36,8 +36,12 @@ def local() -> None:
               help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes sharing the port and the data dir (use the machine's cores).")
+@click.option("--principals", "principals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML/JSON file of accounts, principals and access keys: only those keys are accepted, "
+                   "SigV4 signatures are verified, and the caller's account is the principal's.")
 def serve(host: str, port: int, data_dir: Path | None, region: str, account: str,
-          requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int) -> None:
+          requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int,
+          principals_file: Path | None) -> None:
     """Serve the KMS JSON 1.1 API over HTTP."""
     from kms_iac.backend.clock import OffsetClock
     from kms_iac.backend.core import Backend
@@ -47,12 +51,27 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
         raise click.UsageError("--workers > 1 cannot be combined with --clock-control or --requests-per-second "
                                "(each worker would keep its own clock and quota)")
 
+    directory = None
+    if principals_file is not None:
+        from kms_iac.backend.principals import PrincipalsError, load_principals
+
+        try:
+            directory = load_principals(principals_file)
+        except PrincipalsError as exc:
+            raise click.ClickException(str(exc)) from None
+
     def make_backend() -> Backend:
-        return Backend(
+        backend = Backend(
             data_dir or default_data_dir(), region=region, account=account,
             clock=OffsetClock() if clock_control else None,
             requests_per_second=requests_per_second, synchronous=synchronous,
         )
+        if directory is not None:
+            from kms_iac.backend.sigv4 import attach_principals
+
+            # signatures are checked against wall-clock time, not the --clock-control clock
+            attach_principals(backend, directory)
+        return backend
 
     run(make_backend, host, port, clock_control=clock_control, workers=workers)
 

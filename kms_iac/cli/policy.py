@@ -136,7 +136,7 @@ def explain(key: str, endpoint: str | None, data_dir: Path | None, region: str, 
     if principals is not None:
         from kms_iac.backend.principals import load_principals
 
-        for entry in load_principals(principals).entries():
+        for entry in load_principals(principals).entries:
             who[entry.arn] = tuple(entry.policies)
     statements = doc.get("Statement")
     for st in statements if isinstance(statements, list) else [statements]:

@@ -1,0 +1,265 @@
+"""Verifying AWS Signature Version 4 on incoming requests, against a principals file.
+
+The expected signature is computed with botocore's own signer (:class:`botocore.auth.SigV4Auth`:
+its canonical path, query string, header canonicalisation, string to sign and signing-key
+derivation), over exactly the headers the caller listed in ``SignedHeaders`` with the values
+as received, and over the SHA-256 of the body actually received (never a client-supplied
+``X-Amz-Content-SHA256``, so a changed body cannot keep a valid signature).
+
+Checks, in order, and the AWS answer to each failure (all HTTP 400 JSON with ``__type``):
+
+1. no ``Authorization`` header: ``MissingAuthenticationTokenException`` "Missing Authentication Token";
+2. a header that is not ``AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...``, or no
+   ``X-Amz-Date``/``Date``: ``IncompleteSignature`` naming every missing part;
+3. a credential scope for another service, a malformed region or terminator, or a date other
+   than the request date's: ``InvalidSignatureException``;
+4. an access key id not in the principals file, or a session token missing/different from the one
+   the principal is configured with (or sent when none is configured): ``UnrecognizedClientException``
+   "The security token included in the request is invalid.";
+5. a request date more than 5 minutes from the server's time: ``InvalidSignatureException``
+   "Signature expired: ... is now earlier than ... (... - 5 min.)" (or "Signature not yet current:
+   ... is still later than ... (... + 5 min.)");
+6. a signature that differs: ``InvalidSignatureException`` "The request signature we calculated does
+   not match the signature you provided. ...".
+
+Test-only header: ``X-Kms-Iac-Via-Service: <service>.<region>.amazonaws.com`` sets the request's
+``kms:ViaService`` (as if an AWS service had made the call on the principal's behalf), so key
+policies with ``kms:ViaService`` conditions can be exercised locally. Like
+``X-Kms-Iac-Source-Vpce`` it is trusted as sent: the local backend is a test double, not a
+security boundary against its own callers' headers.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hmac
+import re
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from hashlib import sha256
+from typing import Callable, Mapping
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
+
+from kms_iac.backend.clock import Clock
+from kms_iac.backend.context import RequestContext
+from kms_iac.backend.errors import (
+    IncompleteSignature,
+    InvalidSignatureException,
+    MissingAuthenticationTokenException,
+    UnrecognizedClientException,
+    ValidationException,
+)
+from kms_iac.backend.principals import Directory, PrincipalEntry
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "kms"
+MAX_SKEW_SECONDS = 5 * 60
+VIA_SERVICE_HEADER = "x-kms-iac-via-service"
+SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
+_REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+_AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_VIA_SERVICE_RE = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.amazonaws\.com$")
+
+MSG_BAD_TOKEN = "The security token included in the request is invalid."
+MSG_MISMATCH = ("The request signature we calculated does not match the signature you provided. "
+                "Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
+
+Authenticator = Callable[[RequestContext, dict, str, str, bytes], RequestContext]
+
+
+class ParsedAuthorization:
+    __slots__ = ("access_key_id", "date", "region", "service", "signed_headers", "signature", "raw")
+
+    def __init__(self, access_key_id: str, date: str, region: str, service: str, signed_headers: list[str],
+                 signature: str, raw: str) -> None:
+        self.access_key_id = access_key_id
+        self.date = date
+        self.region = region
+        self.service = service
+        self.signed_headers = signed_headers
+        self.signature = signature
+        self.raw = raw
+
+
+def parse_authorization(headers: Mapping[str, str]) -> ParsedAuthorization:
+    """The parts of a SigV4 ``Authorization`` header; AWS's errors for missing or malformed parts."""
+    auth = headers.get("authorization")
+    if not auth:
+        raise MissingAuthenticationTokenException("Missing Authentication Token")
+    has_date = bool(headers.get("x-amz-date") or headers.get("date"))
+    algorithm, _, rest = auth.strip().partition(" ")
+    params: dict[str, str] = {}
+    if algorithm == ALGORITHM:
+        for part in rest.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise IncompleteSignature(f"'{part}' not a valid key=value pair (missing equal-sign) in "
+                                          f"Authorization header: '{auth}'.")
+            params[key.strip()] = value.strip()
+    missing = [f"Authorization header requires '{name}' parameter." for name in ("Credential", "Signature", "SignedHeaders")
+               if not params.get(name)]
+    if not has_date:
+        missing.append("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+    if missing:
+        raise IncompleteSignature(" ".join(missing) + f" Authorization={auth}")
+    credential = params["Credential"].split("/")
+    if len(credential) != 5:
+        raise IncompleteSignature(f"Credential must have exactly 5 slash-delimited elements, e.g. "
+                                  f"keyid/date/region/service/term, got '{params['Credential']}'")
+    akid, date, region, service, terminator = credential
+    if terminator != "aws4_request":
+        raise InvalidSignatureException(f"Credential should be scoped with a valid terminator: 'aws4_request', "
+                                        f"not '{terminator}'.")
+    if service != SERVICE:
+        raise InvalidSignatureException(f"Credential should be scoped to correct service: '{SERVICE}'. ")
+    if not _REGION_RE.match(region):
+        raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
+    signed = [h.strip().lower() for h in params["SignedHeaders"].split(";") if h.strip()]
+    return ParsedAuthorization(akid, date, region, service, signed, params["Signature"], auth)
+
+
+def request_timestamp(headers: Mapping[str, str]) -> str:
+    """The request's ISO-8601 basic timestamp, from X-Amz-Date or else the Date header."""
+    amz = headers.get("x-amz-date")
+    if amz:
+        if not _AMZ_DATE_RE.match(amz):
+            raise IncompleteSignature(f"Date must be in ISO-8601 'basic format'. Got '{amz}'. "
+                                      "See http://en.wikipedia.org/wiki/ISO_8601")
+        return amz
+    raw = headers.get("date", "")
+    try:
+        dt = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        raise IncompleteSignature(f"Date must be in ISO-8601 'basic format'. Got '{raw}'. "
+                                  "See http://en.wikipedia.org/wiki/ISO_8601") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
+
+
+def _epoch(stamp: str) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(stamp, SIGV4_TIMESTAMP)))
+    except ValueError:
+        raise IncompleteSignature(f"Date must be in ISO-8601 'basic format'. Got '{stamp}'. "
+                                  "See http://en.wikipedia.org/wiki/ISO_8601") from None
+
+
+def _fmt(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), timezone.utc).strftime(SIGV4_TIMESTAMP)
+
+
+def check_skew(stamp: str, now: float) -> None:
+    """AWS's 5-minute window, with AWS's messages."""
+    signed_at = _epoch(stamp)
+    if signed_at < now - MAX_SKEW_SECONDS:
+        raise InvalidSignatureException(
+            f"Signature expired: {stamp} is now earlier than {_fmt(now - MAX_SKEW_SECONDS)} ({_fmt(now)} - 5 min.)")
+    if signed_at > now + MAX_SKEW_SECONDS:
+        raise InvalidSignatureException(
+            f"Signature not yet current: {stamp} is still later than {_fmt(now + MAX_SKEW_SECONDS)} ({_fmt(now)} + 5 min.)")
+
+
+def expected_signature(secret: str, auth: ParsedAuthorization, timestamp: str, headers: Mapping[str, str],
+                       method: str, path: str, body: bytes, query: str = "") -> str:
+    """The signature botocore's SigV4 signer computes for this request with this secret."""
+    signer = SigV4Auth(Credentials(auth.access_key_id, secret), auth.service, auth.region)
+    host = headers.get("host", "localhost")
+    url = f"http://{host}{path or '/'}" + (f"?{query}" if query else "")
+    header_map = HTTPHeaders()
+    for name in auth.signed_headers:
+        header_map[name] = headers.get(name, "")
+    request = AWSRequest(method=method, url=url, headers=dict(header_map.items()), data=body)
+    request.context["timestamp"] = timestamp
+    canonical = "\n".join([
+        method.upper(),
+        signer._normalize_url_path(path or "/"),
+        signer.canonical_query_string(request),
+        signer.canonical_headers(header_map) + "\n",
+        ";".join(auth.signed_headers),
+        sha256(body).hexdigest(),  # always the body received: a client's X-Amz-Content-SHA256 is not trusted
+    ])
+    string_to_sign = signer.string_to_sign(request, canonical)
+    return signer.signature(string_to_sign, request)
+
+
+def verify(directory: Directory, headers: Mapping[str, str], method: str, path: str, body: bytes,
+           now: float, query: str = "") -> tuple[PrincipalEntry, ParsedAuthorization]:
+    """The principal that validly signed this request (headers lower-cased); a KMSError otherwise."""
+    auth = parse_authorization(headers)
+    timestamp = request_timestamp(headers)
+    if auth.date != timestamp[:8]:
+        raise InvalidSignatureException(
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{auth.date}' != '{timestamp[:8]}', from '{timestamp}'.")
+    entry = directory.by_access_key(auth.access_key_id)
+    if entry is None:
+        raise UnrecognizedClientException(MSG_BAD_TOKEN)
+    token = headers.get("x-amz-security-token")
+    if entry.session_token is not None:
+        if token is None or not hmac.compare_digest(token.encode(), entry.session_token.encode()):
+            raise UnrecognizedClientException(MSG_BAD_TOKEN)
+        if "x-amz-security-token" not in auth.signed_headers:
+            raise UnrecognizedClientException(MSG_BAD_TOKEN)
+    elif token is not None:
+        raise UnrecognizedClientException(MSG_BAD_TOKEN)
+    if "host" not in auth.signed_headers:
+        raise InvalidSignatureException("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    check_skew(timestamp, now)
+    expected = expected_signature(entry.secret, auth, timestamp, headers, method, path, body, query)
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
+        raise InvalidSignatureException(MSG_MISMATCH)
+    return entry, auth
+
+
+def make_authenticator(directory: Directory, clock: Clock | None = None) -> Authenticator:
+    """``backend.authenticator``: verify the signature and fill the request context with the signer.
+
+    ``clock`` is the clock signatures are checked against; give it wall-clock time (the default),
+    not a backend clock that tests move forward by days, or every request would have "expired".
+    """
+    clock = clock or Clock()
+
+    def authenticate(ctx: RequestContext, headers: dict[str, str], method: str, path: str, body: bytes) -> RequestContext:
+        query = ""
+        if "?" in path:
+            path, _, query = path.partition("?")
+        entry, auth = verify(directory, headers, method, path, body, clock.now(), query)
+        ctx.account = entry.account
+        ctx.region = auth.region
+        ctx.principal_arn = entry.arn
+        ctx.access_key_id = entry.access_key_id
+        ctx.principal_type = entry.principal_type
+        ctx.identity_policies = entry.policies
+        via = headers.get(VIA_SERVICE_HEADER)
+        if via:
+            via = via.strip().lower()
+            if not _VIA_SERVICE_RE.match(via):
+                raise ValidationException(f"X-Kms-Iac-Via-Service must look like SERVICE.REGION.amazonaws.com "
+                                          f"(e.g. ec2.us-east-1.amazonaws.com), not '{via}'.")
+            ctx.via_service = via
+        return ctx
+
+    authenticate.directory = directory  # type: ignore[attr-defined]
+    return authenticate
+
+
+def attach_principals(backend, principals, clock: Clock | None = None) -> Directory:
+    """Make ``backend`` verify signatures against ``principals`` (a Directory, a file path or a document)
+    and authorize every operation as AWS KMS does."""
+    from kms_iac.backend.principals import as_directory
+
+    from kms_iac.backend.authorization import install
+
+    directory = as_directory(principals)
+    install(backend, make_authenticator(directory, clock))  # authentication and authorization go together
+    return directory
+
