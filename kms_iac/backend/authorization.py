@@ -12,7 +12,10 @@ lockout safety check unless BypassPolicyLockoutSafetyCheck is true. The evaluato
 from __future__ import annotations
 
 import json
+import re
+from collections import OrderedDict
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from kms_iac.backend.core import ACCOUNT_OPERATIONS  # noqa: F401  (re-exported for the simulator)
@@ -42,6 +45,11 @@ def key_facts(key: KeyRecord, aliases: list[str]) -> dict[str, Any]:
     return out
 
 
+@lru_cache(maxsize=8)
+def _utc(now_seconds: float) -> datetime:
+    return datetime.fromtimestamp(now_seconds, timezone.utc)
+
+
 def condition_keys(*, principal_arn: str, principal_account: str, principal_type: str, region: str, now: float,
                    operation: str, params: dict, key_facts: dict[str, Any] | None = None, via_service: str | None = None,
                    source_vpce: str | None = None, source_ip: str | None = None) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def condition_keys(*, principal_arn: str, principal_account: str, principal_type
         "aws:PrincipalAccount": principal_account,
         "aws:PrincipalType": principal_type,
         "aws:RequestedRegion": region,
-        "aws:CurrentTime": datetime.fromtimestamp(now, timezone.utc),
+        "aws:CurrentTime": _utc(float(int(now))),
         "aws:EpochTime": int(now),
         "aws:SourceIp": source_ip,
         "kms:CallerAccount": principal_account,
@@ -89,9 +97,10 @@ def condition_keys(*, principal_arn: str, principal_account: str, principal_type
     return {k: v for k, v in out.items() if v is not None}
 
 
-def request_context(call, key: KeyRecord | None, operation: str) -> dict[str, Any]:
+def request_context(call, key: KeyRecord | None, operation: str, want_aliases: bool = True) -> dict[str, Any]:
     ctx = call.ctx
-    facts = key_facts(key, call.store.aliases_of(key.key_id, key.region)) if key is not None else None
+    aliases = call.store.aliases_of(key.key_id, key.region) if key is not None and want_aliases else []
+    facts = key_facts(key, aliases) if key is not None else None
     return condition_keys(principal_arn=ctx.principal_arn, principal_account=ctx.account,
                           principal_type=ctx.principal_type, region=ctx.region, now=call.now, operation=operation,
                           params=getattr(call, "params", None) or {}, key_facts=facts, via_service=ctx.via_service,
@@ -110,8 +119,59 @@ def grant_infos(grants: list[dict]) -> list[GrantInfo]:
             for g in grants]
 
 
+_CONDITION_KEY = re.compile(r"(?i)\$\{([^}]+)\}")
+_TIME_KEYS = {"aws:currenttime", "aws:epochtime"}
+
+
+def _policy_keys(doc: Any, out: set[str]) -> None:
+    """Collect the (lower-cased) condition keys a policy reads, including policy variables."""
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    for st in statements if isinstance(statements, list) else [statements] if statements else []:
+        if not isinstance(st, dict):
+            continue
+        for conds in (st.get("Condition") or {}).values() if isinstance(st.get("Condition"), dict) else []:
+            if isinstance(conds, dict):
+                out.update(k.lower() for k in conds)
+        out.update(m.lower() for m in _CONDITION_KEY.findall(json.dumps(st)))
+
+
+@lru_cache(maxsize=4096)
+def _referenced_keys(policy_text: str, identity_json: str) -> frozenset[str]:
+    keys: set[str] = set()
+    try:
+        _policy_keys(json.loads(policy_text), keys)
+        for doc in json.loads(identity_json):
+            _policy_keys(doc, keys)
+    except (ValueError, TypeError):
+        return frozenset({"*"})  # unreadable: never cache
+    return frozenset(keys)
+
+
 class Authorizer:
-    """Called by the dispatcher as ``authorizer(call, operation, key, params=None)``."""
+    """Called by the dispatcher as ``authorizer(call, operation, key, params=None)``.
+
+    Decisions are memoized on exactly what they depend on: the key policy, the
+    caller and its identity policies, the action, the grants (via the store's
+    generation, which moves on every write), the encryption context, and the values
+    of the condition keys the policies actually read. A policy that reads the time
+    (aws:CurrentTime, aws:EpochTime) is evaluated afresh every time.
+    """
+
+    def __init__(self) -> None:
+        self._decisions: OrderedDict = OrderedDict()
+        self._grant_cache: dict = {}
+        self._identity: dict[int, tuple[tuple, str]] = {}
+
+    def _identity_json(self, policies: tuple) -> str:
+        """Canonical text of a caller's identity policies (the same tuple object per principal: cached by id)."""
+        hit = self._identity.get(id(policies))
+        if hit is not None and hit[0] is policies:
+            return hit[1]
+        text = json.dumps(policies, sort_keys=True, default=str)
+        if len(self._identity) > 10_000:
+            self._identity.clear()
+        self._identity[id(policies)] = (policies, text)
+        return text
 
     def __call__(self, call, operation: str, key: KeyRecord | None, params: dict | None = None) -> None:
         principal = principal_of(call.ctx)
@@ -123,12 +183,43 @@ class Authorizer:
             return
         params = getattr(call, "params", None) or {}
         context = params.get({"ReEncryptFrom": "SourceEncryptionContext",
-                              "ReEncryptTo": "DestinationEncryptionContext"}.get(operation, "EncryptionContext"))
-        request = Request(action=action, resource=key.arn, context=request_context(call, key, operation),
-                          encryption_context=context or {})
-        decision = evaluate(key.policy, principal, request, _grants(call, key))
+                              "ReEncryptTo": "DestinationEncryptionContext"}.get(operation, "EncryptionContext")) or {}
+        identity_json = self._identity_json(principal.identity_policies)
+        wanted = _referenced_keys(key.policy, identity_json)
+        conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted or "*" in wanted)
+        cacheable = not (wanted & _TIME_KEYS) and "*" not in wanted
+        cache_key = None
+        if cacheable:
+            lower = {k.lower(): v for k, v in conditions.items()}
+            relevant = tuple((k, repr(lower.get(k))) for k in sorted(wanted))
+            cache_key = (key.key_id, key.region, key.policy, principal.arn, identity_json, action,
+                         call.store.generation, tuple(sorted(context.items())), relevant)
+            decision = self._decisions.get(cache_key)
+            if decision is not None:
+                self._decisions.move_to_end(cache_key)
+                self._raise_if_denied(principal.arn, action, key.arn, decision)
+                return
+        request = Request(action=action, resource=key.arn, context=conditions, encryption_context=context)
+        decision = evaluate(key.policy, principal, request, self._grants(call, key))
+        if cache_key is not None:
+            self._decisions[cache_key] = decision
+            if len(self._decisions) > 10_000:
+                self._decisions.popitem(last=False)
+        self._raise_if_denied(principal.arn, action, key.arn, decision)
+
+    @staticmethod
+    def _raise_if_denied(principal_arn: str, action: str, resource: str, decision) -> None:
         if not decision.allowed:
-            raise AccessDeniedException(access_denied_message(principal.arn, action, key.arn, decision))
+            raise AccessDeniedException(access_denied_message(principal_arn, action, resource, decision))
+
+    def _grants(self, call, key: KeyRecord) -> list[GrantInfo]:
+        ck = (key.key_id, key.region, call.store.generation)
+        grants = self._grant_cache.get(ck)
+        if grants is None:
+            if len(self._grant_cache) > 10_000:
+                self._grant_cache.clear()
+            grants = self._grant_cache[ck] = _grants(call, key)
+        return grants
 
     def _account_operation(self, call, operation: str, principal: Principal) -> None:
         action = f"kms:{operation}"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -108,14 +109,24 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+@lru_cache(maxsize=1024)
+def _parse(text: str | bytes) -> dict:
+    """Parsed policy text, cached: the backend evaluates the same key policy on every request.
+    Callers never mutate the result."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise PolicyError(f"policy is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise PolicyError("policy must be a JSON object")
+    return doc
+
+
 def _load(doc: dict | str | None) -> dict:
     if doc is None:
         return {}
     if isinstance(doc, (str, bytes)):
-        try:
-            doc = json.loads(doc)
-        except ValueError as e:
-            raise PolicyError(f"policy is not valid JSON: {e}") from None
+        return _parse(doc)
     if not isinstance(doc, dict):
         raise PolicyError("policy must be a JSON object")
     return doc
@@ -136,6 +147,7 @@ def _effect(st: dict) -> str:
     return str(st.get("Effect", "")).strip().lower()
 
 
+@lru_cache(maxsize=4096)
 def _glob(pattern: str, *, ignore_case: bool = False) -> re.Pattern:
     parts = []
     for ch in pattern:
@@ -246,6 +258,11 @@ def _resolve_variables(value: str, ctx: _Context) -> list[tuple[bool, str]] | ob
 
 
 def _pattern_from(pieces: list[tuple[bool, str]], *, like: bool, ignore_case: bool) -> re.Pattern:
+    return _compiled_pattern(tuple(pieces), like, ignore_case)
+
+
+@lru_cache(maxsize=4096)
+def _compiled_pattern(pieces: tuple[tuple[bool, str], ...], like: bool, ignore_case: bool) -> re.Pattern:
     rx = []
     for literal, text in pieces:
         if literal or not like:
