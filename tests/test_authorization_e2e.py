@@ -100,6 +100,11 @@ def test_cross_account_walkthrough(srv):
     denied(other.encrypt, KeyId=arn, Plaintext=b"x", EncryptionContext={"tenant": "b"})  # not a granted operation
     admin.revoke_grant(KeyId=arn, GrantId=grant["GrantId"])
     denied(other.decrypt, CiphertextBlob=blob, KeyId=arn, EncryptionContext={"tenant": "b"})
+    # the retiring principal may retire a grant with no policy allowing it anything
+    retirable = admin.create_grant(KeyId=arn, GranteePrincipal=f"arn:aws:iam::{A}:role/App", Operations=["Decrypt"],
+                                   RetiringPrincipal=f"arn:aws:iam::{B}:role/Other")
+    other.retire_grant(KeyId=arn, GrantId=retirable["GrantId"])
+    assert all(g["GrantId"] != retirable["GrantId"] for g in admin.list_grants(KeyId=arn)["Grants"])
 
     # explicit deny wins over every allow
     admin.put_key_policy(KeyId=arn, PolicyName="default", Policy=key_policy(CROSS_ACCOUNT, {

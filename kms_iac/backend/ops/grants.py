@@ -302,7 +302,11 @@ def retire_grant(call: Call, params: dict) -> dict:
         key = call.store.get_key(grant["KeyId"], grant["Region"])
         if key is None:  # the key went with its grants; only a torn store would get here
             raise NotFoundException(f"Grant ID {grant['GrantId']} not found")
-    call.admit(key, "RetireGrant")
+    caller = call.ctx.principal_arn
+    if caller == grant["RetiringPrincipal"] or (caller == grant["GranteePrincipal"] and "RetireGrant" in grant["Operations"]):
+        call.resources.append(key.arn)  # the grant itself gives this caller the right to retire it (AWS)
+    else:
+        call.admit(key, "RetireGrant")
     _delete(call, grant["GrantId"])
     return {}
 
