@@ -423,3 +423,12 @@ def test_loader_file_errors(tmp_path):
     unquoted.write_text("accounts:\n  011122223333:\n    principals: []\n")  # YAML reads it as an octal-ish int
     with pytest.raises(PrincipalsError, match="12 digits"):
         load_principals(unquoted)
+
+
+def test_refused_signatures_are_audited(auth_server):
+    kms = boto3.client("kms", endpoint_url=auth_server.url, region_name="us-east-1", aws_access_key_id=ROOT_A[0],
+                       aws_secret_access_key="wrong-secret", config=NO_CLIENT_VALIDATION)
+    with pytest.raises(ClientError):
+        kms.list_keys()
+    events = [json.loads(l) for l in (auth_server.data_dir / "audit.log").read_text().splitlines()]
+    assert any(e["eventName"] == "ListKeys" and e.get("errorCode") == "InvalidSignatureException" for e in events)

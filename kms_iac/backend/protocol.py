@@ -67,7 +67,11 @@ def handle_http(
         if not target.startswith(TARGET_PREFIX):
             raise UnknownOperationException(None)
         operation = target[len(TARGET_PREFIX):]
-        ctx = backend.authenticate(ctx, h, method, path, body)
+        try:
+            ctx = backend.authenticate(ctx, h, method, path, body)
+        except KMSError as err:  # refused before dispatch: still a call the audit log must show
+            backend.audit.record(ctx, operation, backend.clock.now(), None, None, err.code, err.message)
+            raise
         try:
             doc = orjson.loads(body) if body.strip() else {}
         except (orjson.JSONDecodeError, RecursionError):
