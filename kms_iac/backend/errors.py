@@ -70,3 +70,5 @@ CloudHsmClusterNotRelatedException = _error("CloudHsmClusterNotRelatedException"
 CloudHsmClusterNotActiveException = _error("CloudHsmClusterNotActiveException")
 CloudHsmClusterInvalidConfigurationException = _error("CloudHsmClusterInvalidConfigurationException")
 IncorrectTrustAnchorException = _error("IncorrectTrustAnchorException")
+KMSInvalidSignatureException = _error("KMSInvalidSignatureException")
+KMSInvalidMacException = _error("KMSInvalidMacException")

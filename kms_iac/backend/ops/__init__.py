@@ -41,6 +41,6 @@ def operation(name: str, key: str | None = None, mutates: bool = False) -> Calla
 
 
 def load_all() -> dict[str, OpSpec]:
-    from kms_iac.backend.ops import aliases, custom_key_stores, encryption, grants, imports, keys, policies, random, replication, rotation, tags, usage  # noqa: F401
+    from kms_iac.backend.ops import aliases, asymmetric, custom_key_stores, encryption, grants, imports, keys, policies, random, replication, rotation, tags, usage  # noqa: F401
 
     return OPERATIONS

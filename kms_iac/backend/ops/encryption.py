@@ -15,7 +15,7 @@ from kms_iac.backend.errors import (
     NotFoundException,
     ValidationException,
 )
-from kms_iac.backend.ops import operation
+from kms_iac.backend.ops import asymmetric, operation
 from kms_iac.backend.store import KeyRecord
 
 SYMMETRIC_ALGORITHM = "SYMMETRIC_DEFAULT"
@@ -35,6 +35,8 @@ def _check_usage(key: KeyRecord, algorithm: str | None, operation: str = "Encryp
 
 def seal(call: Call, key: KeyRecord, plaintext: bytes, context: dict | None) -> tuple[bytes, str]:
     """Encrypt under the key's current material; return the blob and that material's id."""
+    if key.key_spec != SYMMETRIC_ALGORITHM:  # e.g. GenerateDataKey or ReEncrypt to an RSA key
+        raise InvalidKeyUsageException(f"Algorithm {SYMMETRIC_ALGORITHM} is incompatible with key spec {key.key_spec}.")
     if key.custom_key_store_id:  # AES-GCM inside the CloudHSM key store's token
         from kms_iac.backend.ops.custom_key_stores import hsm_seal
 
@@ -100,6 +102,8 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
 
 @operation("Encrypt", key="KeyId")
 def encrypt(call: Call, params: dict, key: KeyRecord) -> dict:
+    if asymmetric.is_asymmetric_encryption_key(key):
+        return asymmetric.rsa_encrypt(call, params, key)
     _check_usage(key, params.get("EncryptionAlgorithm"))
     blob, _ = seal(call, key, params["Plaintext"], params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_ALGORITHM}
@@ -113,6 +117,11 @@ def decrypt(call: Call, params: dict) -> dict:
         raise ValidationException(
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null"
         )
+    if params.get("EncryptionAlgorithm") in asymmetric.RSA_ENCRYPTION:  # raw RSA-OAEP ciphertext: KeyId names the key
+        named = call.resolve(params["KeyId"])
+        if named.key_spec != SYMMETRIC_ALGORITHM:
+            call.admit(named, "Decrypt")
+            return asymmetric.rsa_decrypt(call, params, named)
     key, plaintext, material_id = unseal(
         call, params["CiphertextBlob"], params.get("EncryptionContext"), params.get("KeyId"), "Decrypt"
     )

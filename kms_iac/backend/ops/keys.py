@@ -58,6 +58,11 @@ def metadata(call: Call, key: KeyRecord) -> dict:
         "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": bool(key.multi_region),
     }
+    if key.key_spec != SYMMETRIC:  # asymmetric and HMAC keys list their own algorithms
+        from kms_iac.backend.ops.asymmetric import algorithm_fields
+
+        del md["EncryptionAlgorithms"]
+        md.update(algorithm_fields(key.key_spec, key.key_usage))
     if key.state == keystate.PENDING_DELETION:
         md["DeletionDate"] = key.deletion_date
         md["PendingDeletionWindowInDays"] = key.pending_window
@@ -99,11 +104,12 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     spec = spec or legacy or SYMMETRIC
     usage = params.get("KeyUsage") or "ENCRYPT_DECRYPT"
     origin = params.get("Origin") or "AWS_KMS"
-    if spec != SYMMETRIC:
-        raise UnsupportedOperationException(
-            f"KeySpec {spec} is not supported by the kms-iac local backend yet; only SYMMETRIC_DEFAULT keys are."
-        )
-    if usage != "ENCRYPT_DECRYPT":
+    material = None
+    if spec != SYMMETRIC:  # RSA, ECC and HMAC keys: the private key or secret is the material
+        from kms_iac.backend.ops.asymmetric import check_spec_usage, generate_material
+
+        usage = check_spec_usage(spec, params.get("KeyUsage"), origin, bool(params.get("CustomKeyStoreId")))
+    elif usage != "ENCRYPT_DECRYPT":
         raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
     if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM"):
         raise UnsupportedOperationException(f"Origin {origin} is not supported by the kms-iac local backend yet.")
@@ -142,10 +148,12 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     authorizer = call.backend.authorizer
     if authorizer is not None:
         authorizer(call, "CreateKey", key, params)
+    if spec != SYMMETRIC:
+        material = generate_material(spec)
     with call.write() as c:
         call.store.insert_key(c, key)
         if origin == "AWS_KMS":
-            call.backend.add_material(c, key, call.now, None)
+            call.backend.add_material(c, key, call.now, None, material=material)
         elif cks is not None:  # material generated inside the token, never stored here
             from kms_iac.backend.ops.custom_key_stores import create_hsm_key
 
