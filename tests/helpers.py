@@ -37,6 +37,11 @@ class ServerProcess:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("listening on ") or time.monotonic() > deadline:
+            if not line:  # stdout closed: the server is exiting; wait for it so its stderr is complete
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
             err = self.proc.stderr.read() if self.proc.poll() is not None else ""
             self.kill()
             raise RuntimeError(f"server did not start: {line!r} {err}")

@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from kms_iac.backend.core import ACCOUNT_OPERATIONS  # noqa: F401  (re-exported for the simulator)
 from kms_iac.backend.errors import AccessDeniedException, MalformedPolicyDocumentException
 from kms_iac.backend.store import KeyRecord
 from kms_iac.policy.evaluator import GrantInfo, Principal, Request, access_denied_message, evaluate, lockout_check

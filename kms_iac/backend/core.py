@@ -31,7 +31,7 @@ from kms_iac.backend.errors import (
     ThrottlingException,
     UnsupportedOperationException,
 )
-from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, KeyRef, alias_arn, key_arn, parse_key_ref
+from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, alias_arn, key_arn, parse_key_ref
 from kms_iac.backend.model import operation as model_operation
 from kms_iac.backend.model import parse_request
 from kms_iac.backend.signature import context_from_signature

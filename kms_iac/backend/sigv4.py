@@ -35,7 +35,6 @@ import calendar
 import hmac
 from functools import lru_cache
 import re
-import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from hashlib import sha256

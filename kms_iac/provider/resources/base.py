@@ -104,8 +104,6 @@ class ResourceHandler(ABC):
 
     def preview_outputs(self, inputs: dict) -> dict:
         """Outputs during preview: inputs as given, computed outputs unknown."""
-        from kms_iac.provider.props import UNKNOWN
-
         # Outputs left out are unknown to the engine during a preview.
         return {k: v for k, v in inputs.items() if not self.spec.prop(k).output}
 
