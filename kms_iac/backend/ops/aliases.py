@@ -12,7 +12,7 @@ from kms_iac.backend.errors import (
 from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, alias_arn, parse_key_ref
 from kms_iac.backend.ops import operation
 from kms_iac.backend.ops.pagination import paginate
-from kms_iac.backend.store import KeyRecord
+from kms_iac.backend.store import AliasRecord, KeyRecord
 
 
 def _check_name(call: Call, name: str) -> None:
@@ -20,6 +20,13 @@ def _check_name(call: Call, name: str) -> None:
         raise ValidationException("Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
     if name.startswith(AWS_ALIAS_PREFIX):
         raise NotAuthorizedException(None)  # AWS answers reserved names with a bare NotAuthorizedException
+
+
+def _existing_alias(call: Call, name: str) -> AliasRecord:
+    alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
+    if alias is None:
+        raise NotFoundException(f"Alias {alias_arn(call.ctx.region, call.ctx.account, name)} is not found.")
+    return alias
 
 
 def _target(call: Call, raw: str) -> KeyRecord:
@@ -53,9 +60,7 @@ def create_alias(call: Call, params: dict) -> dict:
 def update_alias(call: Call, params: dict) -> dict:
     name = params["AliasName"]
     _check_name(call, name)
-    alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
-    if alias is None:
-        raise NotFoundException(f"Alias {alias_arn(call.ctx.region, call.ctx.account, name)} is not found.")
+    alias = _existing_alias(call, name)
     key = _target(call, params["TargetKeyId"])
     current = call.store.get_key(alias.key_id, call.ctx.region)
     if current is not None and (current.key_usage != key.key_usage or current.key_spec != key.key_spec):
@@ -74,9 +79,7 @@ def update_alias(call: Call, params: dict) -> dict:
 def delete_alias(call: Call, params: dict) -> dict:
     name = params["AliasName"]
     _check_name(call, name)
-    alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
-    if alias is None:
-        raise NotFoundException(f"Alias {alias_arn(call.ctx.region, call.ctx.account, name)} is not found.")
+    alias = _existing_alias(call, name)
     key = call.store.get_key(alias.key_id, alias.region)
     if key is not None:
         call.admit(key, "DeleteAlias")

@@ -46,8 +46,7 @@ class AliasHandler(ResourceHandler):
 
     def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
         kms_call(name, "CreateAlias", kms.create_alias, AliasName=inputs["name"], TargetKeyId=inputs["targetKeyId"])
-        state = self.read(kms, name, inputs["name"], inputs)
-        assert state is not None
+        state = self.read_back(kms, name, inputs["name"], inputs)
         return inputs["name"], state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
@@ -63,8 +62,7 @@ class AliasHandler(ResourceHandler):
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
         kms_call(name, "UpdateAlias", kms.update_alias, AliasName=resource_id, TargetKeyId=news["targetKeyId"])
-        state = self.read(kms, name, resource_id, news)
-        assert state is not None
+        state = self.read_back(kms, name, resource_id, news)
         return state
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:

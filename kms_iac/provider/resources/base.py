@@ -102,6 +102,13 @@ class ResourceHandler(ABC):
     @abstractmethod
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None: ...
 
+    def read_back(self, kms, name: str, resource_id: str, state: dict) -> dict:
+        """The state right after a create or update; its absence is a failure, never an assert."""
+        found = self.read(kms, name, resource_id, state)
+        if found is None:
+            raise ProviderError(f"{name}: {self.spec.name} {resource_id} no longer exists right after it was written")
+        return found
+
     def preview_outputs(self, inputs: dict) -> dict:
         """Outputs during preview: inputs as given, computed outputs unknown."""
         # Outputs left out are unknown to the engine during a preview.

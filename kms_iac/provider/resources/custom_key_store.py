@@ -75,8 +75,7 @@ class CustomKeyStoreHandler(ResourceHandler):
             except ClientError:
                 pass
             raise
-        state = self.read(kms, name, store_id, inputs)
-        assert state is not None
+        state = self.read_back(kms, name, store_id, inputs)
         return store_id, state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
@@ -100,9 +99,7 @@ class CustomKeyStoreHandler(ResourceHandler):
             kms_call(name, "DisconnectCustomKeyStore", kms.disconnect_custom_key_store, CustomKeyStoreId=resource_id)
             kms_call(name, "UpdateCustomKeyStore", kms.update_custom_key_store, **args)
             self._connect(kms, name, resource_id)
-        state = self.read(kms, name, resource_id, news)
-        if state is None:
-            raise ProviderError(f"{name}: custom key store {resource_id} disappeared during the update")
+        state = self.read_back(kms, name, resource_id, news)
         return state
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:

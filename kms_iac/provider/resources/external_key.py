@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from kms_iac.provider.resources.base import ProviderError, kms_call
+from kms_iac.provider.resources.base import kms_call
 from kms_iac.provider.resources.key import (
     BYPASS,
     DESCRIPTION,
@@ -110,9 +110,7 @@ class ExternalKeyHandler(KeyHandler):
         except Exception:
             self.delete(kms, name, key_id, inputs)  # never leave a key without material behind
             raise
-        state = self.read(kms, name, key_id, inputs)
-        if state is None:
-            raise ProviderError(f"{name}: key {key_id} disappeared after the import")
+        state = self.read_back(kms, name, key_id, inputs)
         return key_id, state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:

@@ -78,10 +78,7 @@ class GrantHandler(ResourceHandler):
         out = kms_call(name, "CreateGrant", kms.create_grant, **params)
         key_id = kms_call(name, "DescribeKey", kms.describe_key, KeyId=inputs["keyId"])["KeyMetadata"]["KeyId"]
         resource_id = f"{key_id}:{out['GrantId']}"
-        state = self.read(kms, name, resource_id, {**inputs, "grantToken": out.get("GrantToken")})
-        if state is None:
-            raise kms_error(name, "ListGrants", ClientError({"Error": {"Code": "NotFoundException",
-                            "Message": f"grant {out['GrantId']} not listed after CreateGrant"}}, "ListGrants"))
+        state = self.read_back(kms, name, resource_id, {**inputs, "grantToken": out.get("GrantToken")})
         return resource_id, state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
@@ -108,10 +105,7 @@ class GrantHandler(ResourceHandler):
         return {k: v for k, v in out.items() if v not in (None, "")}
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
-        state = self.read(kms, name, resource_id, {**olds, **news})  # only retireOnDelete can change in place
-        if state is None:
-            raise kms_error(name, "ListGrants", ClientError({"Error": {"Code": "NotFoundException",
-                            "Message": f"grant {resource_id} no longer exists"}}, "ListGrants"))
+        state = self.read_back(kms, name, resource_id, {**olds, **news})  # only retireOnDelete can change in place
         return {**state, "retireOnDelete": bool(news.get("retireOnDelete", False))}
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:

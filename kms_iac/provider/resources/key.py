@@ -13,7 +13,6 @@ from botocore.exceptions import ClientError
 
 from kms_iac.policy.normalize import policies_equal
 from kms_iac.provider.resources.base import (
-    ProviderError,
     ResourceHandler,
     is_not_found,
     kms_call,
@@ -157,8 +156,7 @@ class KeyHandler(ResourceHandler):
             except ClientError:
                 pass
             raise
-        state = self.read(kms, name, key_id, inputs)
-        assert state is not None
+        state = self.read_back(kms, name, key_id, inputs)
         return key_id, state
 
     def _enable_rotation(self, kms, name: str, key_id: str, inputs: dict) -> None:
@@ -202,9 +200,7 @@ class KeyHandler(ResourceHandler):
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
         self.apply_changes(kms, name, resource_id, olds, news, changes)
-        state = self.read(kms, name, resource_id, {**olds, **news})
-        if state is None:
-            raise ProviderError(f"{name}: key {resource_id} disappeared during the update")
+        state = self.read_back(kms, name, resource_id, {**olds, **news})
         return state
 
     def apply_changes(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> None:

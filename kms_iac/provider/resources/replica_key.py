@@ -7,7 +7,7 @@ and enablement are its own. ReplicateKey is called in the primary's Region (take
 
 from __future__ import annotations
 
-from kms_iac.provider.resources.base import ProviderError, ResourceHandler, kms_call, live_key, read_policy, read_tags
+from kms_iac.provider.resources.base import ResourceHandler, kms_call, live_key, read_policy, read_tags
 from kms_iac.provider.resources.key import BYPASS, DESCRIPTION, ENABLED, KEY_OUTPUTS, POLICY, TAGS, WINDOW, KeyHandler
 from kms_iac.provider.spec import Prop, ResourceSpec
 
@@ -56,8 +56,7 @@ class ReplicaKeyHandler(ResourceHandler):
         md = kms_call(name, "ReplicateKey", primary.replicate_key, **params)["ReplicaKeyMetadata"]
         if inputs.get("isEnabled") is False:
             kms_call(name, "DisableKey", kms.disable_key, KeyId=md["Arn"])
-        state = self.read(kms, name, md["Arn"], inputs)
-        assert state is not None
+        state = self.read_back(kms, name, md["Arn"], inputs)
         return md["Arn"], state
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
@@ -76,9 +75,7 @@ class ReplicaKeyHandler(ResourceHandler):
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
         self._key.apply_changes(kms, name, resource_id, olds, news, changes)
-        state = self.read(kms, name, resource_id, {**olds, **news})
-        if state is None:
-            raise ProviderError(f"{name}: replica {resource_id} disappeared during the update")
+        state = self.read_back(kms, name, resource_id, {**olds, **news})
         return state
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:
