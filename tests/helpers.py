@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -26,17 +27,24 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self, timeout: float = 20.0) -> "ServerProcess":
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kms_iac", "local", "serve", "--host", "127.0.0.1", "--port", "0",
              "--data-dir", str(self.data_dir), *self.extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
         )
-        deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("listening on ") or time.monotonic() > deadline:
+        # Wait for the ready line (or the server's exit), bounded: a server that never comes
+        # up fails the test with its output instead of hanging it.
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("listening on "):
+            if not ready:
+                self.kill()
+                raise RuntimeError(f"server printed no ready line within {timeout:.0f} s")
             if not line:  # stdout closed: the server is exiting; wait for it so its stderr is complete
                 try:
                     self.proc.wait(timeout=10)
@@ -98,7 +106,7 @@ class MotoServer:
 
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(self.url + "/moto-api/", timeout=1)

@@ -2,10 +2,15 @@
 
 Three writer threads (each with its own boto3 client) hammer a real ``kms-iac local
 serve`` process with CreateKey, CreateAlias, EnableKeyRotation, RotateKeyOnDemand,
-Encrypt and GenerateDataKey, while the main thread SIGKILLs the server at random
-0.2-0.8 s intervals and restarts it on the same data dir (on a new port). A writer
-records a result only when its response came back; a connection error just sends it
-to the current URL. After a final kill and restart, everything acknowledged must be
+Encrypt and GenerateDataKey, while the main thread SIGKILLs the server and restarts it
+on the same data dir (on a new port). A writer records a result only when its response
+came back; a connection error just sends it to the current URL.
+
+Kills are paced by work, not by the clock: each one comes after the current server run
+has acknowledged a few writes, plus a small random delay so that it lands mid-write.
+So the test exercises the same amount of durability on a slow, busy machine as on a
+fast one. After the kill cycles the writers go on until enough of every kind of write
+has been acknowledged; after a final kill and restart, everything acknowledged must be
 there, and no plaintext (data keys, encrypted plaintexts) may be in any file of the
 data dir.
 """
@@ -33,6 +38,11 @@ pytestmark = pytest.mark.slow
 
 WRITERS = 3
 KILL_CYCLES = 10
+ACKS_BEFORE_KILL = 4  # writes the current server run must acknowledge before it is killed
+# The least acknowledged work the checks below must have to mean something.
+MINIMUM = {"keys": 20, "aliases": 20, "ciphertexts": 20, "data_keys": 20, "rotations": 5}
+# Only a hang exceeds these: a server that never comes back, writers that make no progress.
+HANG_BOUND_S = 120.0
 ROTATIONS_PER_KEY = 2  # well under the backend's 25 on-demand rotations per key
 ENCRYPTS_PER_KEY = 3
 
@@ -58,6 +68,29 @@ class UrlHolder:
     def wait_newer(self, generation: int, timeout: float) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self.generation != generation, timeout=timeout)
+
+
+class Progress:
+    """Acknowledged writes, counted per server run and per kind; the main thread waits on it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.per_run: dict[int, int] = {}
+        self.totals: dict[str, int] = dict.fromkeys(MINIMUM, 0)
+
+    def ack(self, run: int, kind: str | None) -> None:
+        with self._cond:
+            self.per_run[run] = self.per_run.get(run, 0) + 1
+            if kind is not None:
+                self.totals[kind] += 1
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout=timeout)
+
+    def short_of_minimum(self) -> dict[str, str]:
+        return {k: f"{self.totals[k]}/{n}" for k, n in MINIMUM.items() if self.totals[k] < n}
 
 
 @dataclass
@@ -89,10 +122,11 @@ def _random_context(rng: random.Random) -> dict[str, str]:
 class Writer(threading.Thread):
     """Runs create/alias/rotate/encrypt cycles until told to stop; records only acknowledgements."""
 
-    def __init__(self, n: int, holder: UrlHolder, stop: threading.Event) -> None:
+    def __init__(self, n: int, holder: UrlHolder, stop: threading.Event, progress: Progress) -> None:
         super().__init__(name=f"writer-{n}", daemon=True)
         self.n = n
         self.holder = holder
+        self.progress = progress
         self.stop_event = stop
         self.acked = Acked()
         self.rng = random.Random(1000 + n)
@@ -106,10 +140,13 @@ class Writer(threading.Thread):
             self._generation = gen
         return self._client
 
-    def call(self, op: str, **kw):
-        """One attempt; returns the response, or None when the server was not there to answer."""
+    def call(self, op: str, kind: str | None = None, **kw):
+        """One attempt; returns the response, or None when the server was not there to answer.
+
+        An answer is counted as acknowledged by the server run it came from (``kind`` names
+        what the checks below count it as)."""
         try:
-            return getattr(self.client(), op)(**kw)
+            response = getattr(self.client(), op)(**kw)
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
             # Refused, reset or cut off mid-response: the server is down. Unacknowledged, so not
             # recorded; wait for the next restart (or retry soon).
@@ -119,18 +156,20 @@ class Writer(threading.Thread):
         except Exception as exc:  # an error *answer* (or a garbled one) is not expected here
             self.acked.unexpected.append(f"{op}: {type(exc).__name__}: {exc}")
             return None
+        self.progress.ack(self._generation, kind)
+        return response
 
     def run(self) -> None:
         a = self.acked
         while not self.stop_event.is_set():
-            r = self.call("create_key", Description=f"crash-test writer {self.n}")
+            r = self.call("create_key", "keys", Description=f"crash-test writer {self.n}")
             if r is None:
                 continue
             key_id = r["KeyMetadata"]["KeyId"]
             a.keys.append(key_id)
 
             alias = f"alias/crash/{self.n}/{uuid.uuid4().hex}"
-            if self.call("create_alias", AliasName=alias, TargetKeyId=key_id) is not None:
+            if self.call("create_alias", "aliases", AliasName=alias, TargetKeyId=key_id) is not None:
                 a.aliases[alias] = key_id
 
             if self.call("enable_key_rotation", KeyId=key_id) is not None:
@@ -140,17 +179,17 @@ class Writer(threading.Thread):
                 if self.stop_event.is_set():
                     break
                 if self.rng.random() < 0.5 and a.rotations.get(key_id, 0) < ROTATIONS_PER_KEY:
-                    if self.call("rotate_key_on_demand", KeyId=key_id) is not None:
+                    if self.call("rotate_key_on_demand", "rotations", KeyId=key_id) is not None:
                         a.rotations[key_id] = a.rotations.get(key_id, 0) + 1
                 ctx = _random_context(self.rng)
                 plaintext = os.urandom(self.rng.randint(16, 256))
                 target = alias if alias in a.aliases and self.rng.random() < 0.5 else key_id
-                r = self.call("encrypt", KeyId=target, Plaintext=plaintext, EncryptionContext=ctx)
+                r = self.call("encrypt", "ciphertexts", KeyId=target, Plaintext=plaintext, EncryptionContext=ctx)
                 if r is not None:
                     a.ciphertexts.append((r["CiphertextBlob"], plaintext, ctx))
 
             ctx = _random_context(self.rng)
-            r = self.call("generate_data_key", KeyId=key_id, KeySpec="AES_256", EncryptionContext=ctx)
+            r = self.call("generate_data_key", "data_keys", KeyId=key_id, KeySpec="AES_256", EncryptionContext=ctx)
             if r is not None:
                 a.data_keys.append((r["Plaintext"], r["CiphertextBlob"], ctx))
 
@@ -161,35 +200,44 @@ def _secret_forms(secret: bytes) -> list[bytes]:
 
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    started = time.monotonic()
     data_dir = tmp_path / "kms-data"
     rng = random.Random(4242)
     servers: list[ServerProcess] = []
 
     def start_server() -> ServerProcess:
-        srv = ServerProcess(data_dir).start()
+        # Fails with the server's own output, not a hang, if it does not come back.
+        srv = ServerProcess(data_dir).start(timeout=HANG_BOUND_S)
         servers.append(srv)
         return srv
 
     srv = start_server()
     holder = UrlHolder(srv.url)
     stop = threading.Event()
-    writers = [Writer(i, holder, stop) for i in range(WRITERS)]
+    progress = Progress()
+    writers = [Writer(i, holder, stop, progress) for i in range(WRITERS)]
+    kills = 0
     try:
         for w in writers:
             w.start()
         for _cycle in range(KILL_CYCLES):
-            time.sleep(rng.uniform(0.2, 0.8))
+            run = holder.generation
+            if not progress.wait_for(lambda p: p.per_run.get(run, 0) >= ACKS_BEFORE_KILL, HANG_BOUND_S):
+                pytest.fail(f"server run {run} acknowledged {progress.per_run.get(run, 0)} of {ACKS_BEFORE_KILL} "
+                            f"writes in {HANG_BOUND_S:.0f} s; writers' errors: {[w.acked.unexpected[:2] for w in writers]}")
+            time.sleep(rng.uniform(0, 0.05))  # so the kill lands in the middle of a write
             srv.kill()
+            kills += 1
             assert srv.proc.returncode == -9
             srv = start_server()
             holder.set(srv.url)
-        # Let the writers make progress against the last server, then stop them.
-        time.sleep(0.5)
+        # The writers go on against the last server until every kind of write has been
+        # acknowledged often enough for the checks below to mean something.
+        if not progress.wait_for(lambda p: not p.short_of_minimum(), HANG_BOUND_S):
+            pytest.fail(f"writers made too little progress in {HANG_BOUND_S:.0f} s: {progress.short_of_minimum()}")
         stop.set()
         holder.set(srv.url)  # wake anyone waiting for a restart
         for w in writers:
-            w.join(timeout=30)
+            w.join(timeout=HANG_BOUND_S)
             assert not w.is_alive(), f"{w.name} did not stop"
 
         # One more crash with no clean shutdown, so nothing relies on a graceful close.
@@ -207,10 +255,12 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         ciphertexts = [c for a in acked for c in a.ciphertexts]
         data_keys = [d for a in acked for d in a.data_keys]
         # The crash loop has to have exercised something for the checks below to mean anything.
-        assert len(keys) >= 20, f"only {len(keys)} keys acknowledged"
-        assert len(ciphertexts) >= 20 and rotations and aliases and data_keys
+        assert kills >= KILL_CYCLES
+        assert len(keys) >= MINIMUM["keys"] and len(aliases) >= MINIMUM["aliases"]
+        assert len(ciphertexts) >= MINIMUM["ciphertexts"] and len(data_keys) >= MINIMUM["data_keys"]
+        assert sum(rotations.values()) >= MINIMUM["rotations"]
         assert sum(a.connection_errors for a in acked) >= 1, "the kills never interrupted a writer"
-        print(f"acked: {len(keys)} keys, {len(aliases)} aliases, {sum(rotations.values())} on-demand rotations, "
+        print(f"{kills} kills; acked: {len(keys)} keys, {len(aliases)} aliases, {sum(rotations.values())} on-demand rotations, "
               f"{len(ciphertexts)} ciphertexts, {len(data_keys)} data keys; "
               f"{sum(a.connection_errors for a in acked)} connection errors over {len(servers)} server runs")
 
@@ -285,4 +335,3 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     for s in servers:
         err = s.proc.stderr.read() if s.proc is not None and s.proc.stderr else ""
         assert "Traceback" not in err, err[-2000:]
-    assert time.monotonic() - started < 60
