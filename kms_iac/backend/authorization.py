@@ -20,6 +20,7 @@ from typing import Any
 
 from kms_iac.backend.errors import AccessDeniedException, MalformedPolicyDocumentException
 from kms_iac.backend.store import KeyRecord
+from kms_iac.policy.document import PolicyError, parse_policy
 from kms_iac.policy.evaluator import GrantInfo, Principal, Request, access_denied_message, evaluate, lockout_check
 
 LOCKOUT_MESSAGE = "The new key policy will not allow you to update the key policy in the future."
@@ -138,7 +139,7 @@ def _policy_keys(doc: Any, out: set[str]) -> None:
 def _referenced_keys(policy_text: str, identity_json: str) -> frozenset[str]:
     keys: set[str] = set()
     try:
-        _policy_keys(json.loads(policy_text), keys)
+        _policy_keys(parse_policy(policy_text), keys)
         for doc in json.loads(identity_json):
             _policy_keys(doc, keys)
     except (ValueError, TypeError):
@@ -229,8 +230,8 @@ class Authorizer:
 
     def check_lockout(self, call, key: KeyRecord, policy_text: str) -> None:
         try:
-            doc = json.loads(policy_text)
-        except json.JSONDecodeError:
+            doc = parse_policy(policy_text)
+        except PolicyError:
             raise MalformedPolicyDocumentException("") from None
         if not lockout_check(doc, principal_of(call.ctx), key.arn):
             raise MalformedPolicyDocumentException(LOCKOUT_MESSAGE)

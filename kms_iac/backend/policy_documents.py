@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from kms_iac.backend.errors import MalformedPolicyDocumentException
+from kms_iac.policy.document import PolicyError, PolicyNotObject, parse_policy
 
 MAX_POLICY_BYTES = 32768
 
@@ -80,11 +81,11 @@ def check_policy_document(text: str) -> dict:
     if len(text.encode()) > MAX_POLICY_BYTES:
         raise MalformedPolicyDocumentException(f"Policy document exceeds the maximum size of {MAX_POLICY_BYTES} bytes.")
     try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        doc = parse_policy(text)
+    except PolicyNotObject:
+        raise MalformedPolicyDocumentException("The new key policy must be a JSON object.") from None
+    except PolicyError:
         raise MalformedPolicyDocumentException("") from None  # AWS sends no text for unparseable JSON
-    if not isinstance(doc, dict):
-        raise MalformedPolicyDocumentException("The new key policy must be a JSON object.")
     statements = doc.get("Statement")
     if isinstance(statements, dict):
         statements = [statements]

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 from functools import lru_cache
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
+
+from kms_iac.policy.document import PolicyError, as_list, parse_policy, statements
 
 __all__ = [
     "Principal",
@@ -50,10 +51,6 @@ DENY_RESOURCE = "explicit-deny-resource"
 DENY_IDENTITY = "explicit-deny-identity"
 NO_RESOURCE_POLICY = "no-resource-policy"
 NO_IDENTITY_POLICY = "no-identity-policy"
-
-
-class PolicyError(ValueError):
-    """The policy document cannot be read at all (not JSON, not an object)."""
 
 
 @dataclass(frozen=True)
@@ -103,44 +100,9 @@ _EC_OPERATIONS = frozenset(op.lower() for op in (
 ))
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-@lru_cache(maxsize=1024)
-def _parse(text: str | bytes) -> dict:
-    """Parsed policy text, cached: the backend evaluates the same key policy on every request.
-    Callers never mutate the result."""
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise PolicyError(f"policy is not valid JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise PolicyError("policy must be a JSON object")
-    return doc
-
-
-def _load(doc: dict | str | None) -> dict:
-    if doc is None:
-        return {}
-    if isinstance(doc, (str, bytes)):
-        return _parse(doc)
-    if not isinstance(doc, dict):
-        raise PolicyError("policy must be a JSON object")
-    return doc
-
-
-def _statements(doc: dict) -> list[tuple[str, dict]]:
-    """(label, statement) pairs; the label is the Sid or '#index'."""
-    out = []
-    for i, st in enumerate(_as_list(doc.get("Statement"))):
-        if not isinstance(st, dict):
-            continue
-        sid = st.get("Sid")
-        out.append((str(sid) if sid not in (None, "") else f"#{i}", st))
-    return out
+_as_list = as_list
+_load = parse_policy
+_statements = statements
 
 
 def _effect(st: dict) -> str:

@@ -13,14 +13,13 @@ import json
 import re
 from typing import Any
 
+from kms_iac.policy.document import as_list, parse_policy
+
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _LIST_FIELDS = ("Action", "NotAction", "Resource", "NotResource")
 
 
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
+_as_list = as_list
 
 
 def _principal_value(kind: str, value: str) -> str:
@@ -60,10 +59,7 @@ def normalize_statement(st: dict) -> dict:
 
 def normalize_policy(doc: Any) -> Any:
     """The canonical form of a policy document (dict or JSON text)."""
-    if isinstance(doc, str):
-        doc = json.loads(doc)
-    if not isinstance(doc, dict):
-        return doc
+    doc = parse_policy(doc)
     out = {k: v for k, v in doc.items() if k != "Statement"}
     statements = [normalize_statement(s) if isinstance(s, dict) else s for s in _as_list(doc.get("Statement"))]
     out["Statement"] = sorted(statements, key=lambda s: json.dumps(s, sort_keys=True))

@@ -7,10 +7,10 @@ deletion with ``deletionWindowInDays`` (never an immediate loss).
 
 from __future__ import annotations
 
-import json
 
 from botocore.exceptions import ClientError
 
+from kms_iac.policy.document import PolicyError, PolicyNotObject, parse_policy
 from kms_iac.policy.normalize import policies_equal
 from kms_iac.provider.resources.base import (
     ResourceHandler,
@@ -112,11 +112,12 @@ class KeyHandler(ResourceHandler):
                 fails.append(("policy", f"policy must be at most {MAX_POLICY_BYTES} bytes"))
             else:
                 try:
-                    doc = json.loads(policy)
-                    if not isinstance(doc, dict) or "Statement" not in doc:
+                    if "Statement" not in parse_policy(policy):
                         fails.append(("policy", "policy must be a JSON object with a Statement"))
-                except json.JSONDecodeError as exc:
-                    fails.append(("policy", f"policy is not valid JSON: {exc}"))
+                except PolicyNotObject:
+                    fails.append(("policy", "policy must be a JSON object with a Statement"))
+                except PolicyError as exc:
+                    fails.append(("policy", str(exc)))
         tags = inputs.get("tags")
         if isinstance(tags, dict):
             if len(tags) > 50:
