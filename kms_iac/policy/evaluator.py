@@ -684,3 +684,9 @@ def access_denied_message(principal_arn: str, action: str, resource: str, decisi
 def lockout_check(new_policy: dict | str, principal: Principal, key_arn: str) -> bool:
     """True when `new_policy` still lets `principal` call kms:PutKeyPolicy later."""
     return evaluate(new_policy, principal, Request("kms:PutKeyPolicy", key_arn, {})).allowed
+
+
+# Public names for the policy analyses the rules make with this evaluator.
+principal_entries = _principal_entries
+canonical_aws_principal = _canon_aws
+arn_account = _arn_account
