@@ -42,3 +42,7 @@ fi
 # The Pulumi CLI and Python language host, pinned to the SDK's version: the one on PATH
 # if it is that version, else built once from the Go module proxy into ~/.cache/kms-iac/.
 scripts/ensure_pulumi.sh >/dev/null
+
+# checkov, pinned in tools/checkov/requirements.txt, in its own virtualenv (its boto3 and
+# packaging pins conflict with the Pulumi SDK's): what `kms-iac checkov` runs.
+scripts/ensure_checkov.sh >/dev/null

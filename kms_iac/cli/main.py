@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kms_iac.cli.checkov import checkov
 from kms_iac.cli.local import local
 from kms_iac.cli.policy import policy
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 cli.add_command(local)
 cli.add_command(policy)
+cli.add_command(checkov)
 
 
 def main() -> None:
