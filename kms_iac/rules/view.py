@@ -42,8 +42,8 @@ class KeyView:
     valid_to: datetime | None = None   # imported material's expiry
     material_expired: bool = False
     multi_region: bool = False
-    aliases: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] | None = field(default_factory=list)   # None: unknown (live: ListAliases denied)
+    tags: dict[str, str] | None = field(default_factory=dict)  # None: unknown (live: ListResourceTags denied)
     grants: list[dict[str, Any]] = field(default_factory=list)
     bypass_lockout: bool | None = False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kms_iac.rules.applicability import customer_managed_na
-from kms_iac.rules.registry import failed, passed, rule
+from kms_iac.rules.registry import failed, not_applicable, passed, rule
 
 
 @rule("KMS012", severity="LOW",
@@ -17,11 +17,13 @@ def check(view, config):
     if na:
         return na
     missing = []
-    if not view.aliases:
+    if view.aliases is not None and not view.aliases:
         missing.append("alias")
     tag = config.tenant_tag
-    if not str(view.tags.get(tag, "")).strip():
+    if view.tags is not None and not str(view.tags.get(tag, "")).strip():
         missing.append(f"'{tag}' tag")
     if missing:
         return failed("key has no " + " and no ".join(missing))
+    if view.aliases is None or view.tags is None:  # a live scan that may not list aliases or tags
+        return not_applicable("the key's " + ("aliases" if view.aliases is None else "tags") + " are unknown from this source")
     return passed(f"key has alias {view.aliases[0]} and {tag}={view.tags[tag]}")
