@@ -44,10 +44,12 @@ class ScanRun:
 
 
 def scan_live(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> ScanRun:
-    """``kms-iac scan live ARGS`` as a real subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "kms_iac", "scan", "live", *args], capture_output=True, text=True,
-                          timeout=SCAN_TIMEOUT, cwd=cwd or ROOT_DIR,
-                          env={**os.environ, "PYTHONPATH": str(ROOT_DIR), **(env or {})})
+    """``kms-iac scan live ARGS`` as a real subprocess (in an empty directory unless ``cwd``: no rules
+    config is found upward from it, so only ``--config`` changes the rules)."""
+    with tempfile.TemporaryDirectory(prefix="kms-iac-scan-cwd-") as empty:
+        proc = subprocess.run([sys.executable, "-m", "kms_iac", "scan", "live", *args], capture_output=True, text=True,
+                              timeout=SCAN_TIMEOUT, cwd=cwd or empty,
+                              env={**os.environ, "PYTHONPATH": str(ROOT_DIR), **(env or {})})
     return ScanRun(proc.returncode, proc.stdout, proc.stderr)
 
 
