@@ -8,7 +8,6 @@ from kms_iac.cli.checkov import checkov
 from kms_iac.cli.local import local
 from kms_iac.cli.policy import policy
 from kms_iac.cli.policy_pack import policy_pack
-from kms_iac.cli.policy_pack import policy_pack
 from kms_iac.cli.scan import scan
 
 
@@ -20,7 +19,6 @@ def cli() -> None:
 
 cli.add_command(local)
 cli.add_command(policy)
-cli.add_command(policy_pack)
 cli.add_command(policy_pack)
 cli.add_command(checkov)
 cli.add_command(scan)
