@@ -379,7 +379,16 @@ def _provider_region(doc: dict) -> str | None:
     providers = conf.get("provider_config") if isinstance(conf, dict) else None
     aws = providers.get("aws") if isinstance(providers, dict) else None
     region = ((aws or {}).get("expressions") or {}).get("region") if isinstance(aws, dict) else None
-    return region.get("constant_value") if isinstance(region, dict) else None
+    if not isinstance(region, dict):
+        return None
+    if isinstance(region.get("constant_value"), str):
+        return region["constant_value"]
+    refs = region.get("references") or []
+    variables = doc.get("variables") if isinstance(doc.get("variables"), dict) else {}
+    if len(refs) == 1 and isinstance(refs[0], str) and refs[0].startswith("var."):
+        value = (variables.get(refs[0][4:]) or {}).get("value")  # the plan's input variable
+        return value if isinstance(value, str) else None
+    return None
 
 
 def _index_of(ref_index: str | None) -> Any:
