@@ -216,7 +216,7 @@ def key_view(res: PulumiResource, account: str | None = None, now: dt.datetime |
         rotation_enabled=rotation, rotation_period_days=period,
         deletion_window_days=_window(res.get("deletionWindowInDays")),
         valid_to=None if expired else valid_to, material_expired=expired,
-        multi_region=True if replica else bool(_bool(res.get("multiRegion"), False)),
+        multi_region=True if replica else _bool(res.get("multiRegion"), False),
         aliases=[], tags=_tags(res.get("tags")),
         bypass_lockout=_bool(res.get("bypassPolicyLockoutSafetyCheck"), False),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kms_iac.rules.applicability import customer_managed_na
-from kms_iac.rules.registry import failed, passed, rule
+from kms_iac.rules.registry import failed, not_applicable, passed, rule
 
 
 @rule("KMS015", severity="INFO",
@@ -16,6 +16,8 @@ def check(view, config):
     na = customer_managed_na(view)
     if na:
         return na
+    if view.multi_region is None:  # e.g. a Pulumi preview where multiRegion depends on another resource
+        return not_applicable("whether the key is multi-Region is not known yet")
     if view.multi_region:
         return failed("multi-Region key: its material is shared with every replica")
     return passed("single-Region key")
