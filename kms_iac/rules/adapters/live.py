@@ -161,9 +161,10 @@ def identity_views(principals_file: Path | str) -> list[IdentityPolicyView]:
 def _retry_config(attempts: int, connect_timeout: float, read_timeout: float):
     import botocore.config
 
+    # parameter_validation off: every request is built here, and botocore's check costs per call
     return botocore.config.Config(retries={"mode": "standard", "total_max_attempts": attempts},
                                   connect_timeout=connect_timeout, read_timeout=read_timeout,
-                                  max_pool_connections=64)
+                                  max_pool_connections=64, parameter_validation=False)
 
 
 def _error_code(exc: Exception) -> str:

@@ -1,0 +1,191 @@
+"""How long ``kms-iac scan live`` takes over 10,000 keys, against its peer: a plain sequential
+boto3 walk of the same keys against the same server.
+
+Setup: 10,000 keys seeded through the backend core (kms_iac.backend.seed: one transaction) with
+a mix of key policies (well-governed, no root, wildcard, unconditioned partner account),
+rotation on or off with 365- and 730-day periods, aliases on most keys, tenant tags on most,
+some disabled, some multi-Region, and a hundred scheduled for deletion (through the embedded
+client). Then ``kms-iac local serve --workers 2`` on that data dir, and, measured in the same run:
+
+- ``scan live --endpoint``: the real command in a subprocess (process start-up included), reading
+  every key (DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags, ListGrants; ListKeys
+  and ListAliases per region) on a thread pool and running all sixteen rules;
+- ``scan live --data-dir``: the same command reading the same data dir with no server, while the
+  server is running on it;
+- the peer: a sequential boto3 walk in this process (ListKeys paginated, then DescribeKey,
+  GetKeyPolicy and GetKeyRotationStatus per key), which reads less and evaluates nothing.
+
+Prints each time, keys per second, and the walk's time divided by each scan's (above 1: the scan is
+faster). The server and the temporary data dir are removed at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ACCOUNT = "111122223333"
+ROOT_ARN = f"arn:aws:iam::{ACCOUNT}:root"
+ROOT_STMT = {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN}, "Action": "kms:*", "Resource": "*"}
+USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+POLICIES = [  # (weight, policy)
+    (6, {"Version": "2012-10-17", "Statement": [
+        ROOT_STMT,
+        {"Sid": "Admins", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"},
+         "Action": ["kms:Describe*", "kms:Put*", "kms:Enable*", "kms:Disable*", "kms:ScheduleKeyDeletion"], "Resource": "*"},
+        {"Sid": "Users", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/App"}, "Action": USE,
+         "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContext:tenant": "t"}}}]}),
+    (1, {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AdminOnly", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"},
+         "Action": "kms:*", "Resource": "*"}]}),
+    (1, {"Version": "2012-10-17", "Statement": [
+        ROOT_STMT, {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": ["kms:Decrypt"], "Resource": "*"}]}),
+    (2, {"Version": "2012-10-17", "Statement": [
+        ROOT_STMT, {"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+                    "Action": USE, "Resource": "*"}]}),
+]
+
+
+def seed_keys(data_dir: Path, n: int, rng: random.Random) -> None:
+    """``n`` keys through the backend core's seed (one transaction), then some deletions scheduled."""
+    from kms_iac.backend.core import Backend
+    from kms_iac.backend.embedded import embedded_client
+    from kms_iac.backend.seed import seed
+
+    weights = [w for w, _ in POLICIES]
+    keys = []
+    for i in range(n):
+        multi = rng.random() < 0.05
+        spec: dict = {
+            "id": f"mrk-{uuid.uuid4().hex}" if multi else str(uuid.uuid4()), "multi_region": multi,
+            "description": f"bench key {i}", "policy": rng.choices(POLICIES, weights)[0][1],
+            "state": "Disabled" if rng.random() < 0.1 else "Enabled",
+        }
+        if rng.random() < 0.6:
+            spec["rotation"] = {"enabled": True, "period_days": rng.choice([365, 365, 730])}
+        if rng.random() < 0.7:
+            spec["aliases"] = [f"alias/bench/tenant-{i}"]
+        if rng.random() < 0.8:
+            spec["tags"] = {"tenant": f"tenant-{i}", "team": rng.choice(["a", "b", "c"])}
+        keys.append(spec)
+    backend = Backend(data_dir, synchronous="NORMAL")
+    try:
+        seed(backend, {"keys": keys})
+        kms = embedded_client(backend=backend)
+        for spec in rng.sample(keys, max(1, n // 100)):
+            kms.schedule_key_deletion(KeyId=spec["id"], PendingWindowInDays=30)
+    finally:
+        backend.close()
+
+
+def start_server(data_dir: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kms_iac", "local", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers),
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def timed_scan(out: Path, *source: str, concurrency: int) -> tuple[float, int]:
+    """Wall time of the real command and the number of keys it reported on."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "AKIAKMSIACBENCH00001",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "kms_iac", "scan", "live", *source, "--format", "json",
+                           "--fail-on", "CRITICAL", "--concurrency", str(concurrency), "-o", str(out)],
+                          env=env, cwd=out.parent, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"scan live {' '.join(source)} failed: {proc.stderr.strip()}")
+    keys = {f["resource"] for f in json.loads(out.read_text())["findings"]}
+    return elapsed, len(keys)
+
+
+def sequential_walk(url: str) -> tuple[float, int]:
+    """The peer: what a script would do with boto3, one call after another."""
+    import boto3
+    import botocore.config
+
+    kms = boto3.client("kms", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIAKMSIACBENCH00001",
+                       aws_secret_access_key="bench", config=botocore.config.Config(retries={"mode": "standard"}))
+    t0 = time.perf_counter()
+    n = 0
+    for page in kms.get_paginator("list_keys").paginate():
+        for k in page["Keys"]:
+            kms.describe_key(KeyId=k["KeyId"])
+            json.loads(kms.get_key_policy(KeyId=k["KeyId"], PolicyName="default")["Policy"])
+            kms.get_key_rotation_status(KeyId=k["KeyId"])
+            n += 1
+    return time.perf_counter() - t0, n
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keys", type=int, default=10_000)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--concurrency", type=int, default=8, help="scan live --concurrency")
+    ap.add_argument("--seed", type=int, default=20261201)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="kms-iac-bench-scan-"))
+    server = None
+    try:
+        data_dir = tmp / "kms"
+        t0 = time.perf_counter()
+        seed_keys(data_dir, args.keys, random.Random(args.seed))
+        print(f"seeded {args.keys} keys through the backend core in {time.perf_counter() - t0:.1f} s")
+        server, url = start_server(data_dir, args.workers)
+        print(f"server: kms-iac local serve --workers {args.workers} at {url}; machine: {os.cpu_count()} cores")
+
+        t_endpoint, n_endpoint = timed_scan(tmp / "endpoint.json", "--endpoint", url, concurrency=args.concurrency)
+        t_data_dir, n_data_dir = timed_scan(tmp / "data-dir.json", "--data-dir", str(data_dir), concurrency=args.concurrency)
+        t_walk, n_walk = sequential_walk(url)
+
+        rows = [
+            (f"scan live --endpoint (concurrency {args.concurrency}, 16 rules)", t_endpoint, n_endpoint),
+            ("scan live --data-dir (no server round trips, 16 rules)", t_data_dir, n_data_dir),
+            ("peer: sequential boto3 walk (4 calls/key, no rules)", t_walk, n_walk),
+        ]
+        print()
+        print(f"{'':58} {'seconds':>8} {'keys':>7} {'keys/s':>8} {'walk/this':>10}")
+        for name, t, n in rows:
+            print(f"{name:58} {t:8.2f} {n:7d} {n / t:8.0f} {t_walk / t:9.2f}x")
+        if not (n_endpoint == n_data_dir == n_walk == args.keys):
+            print(f"WARNING: key counts differ: endpoint {n_endpoint}, data dir {n_data_dir}, walk {n_walk}")
+            return 1
+        return 0
+    finally:
+        if server is not None:
+            stop(server)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
