@@ -287,3 +287,47 @@ def test_scan_reads_keys_concurrently(live_server, endpoint_scan) -> None:
     one = keyed(scan_live("--endpoint", live_server.url, "--format", "json", "--concurrency", "1"))
     many = keyed(scan_live("--endpoint", live_server.url, "--format", "json", "--concurrency", "16"))
     assert one == many and len(one) == 15 * len(LIVE_CASES)
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path) -> None:
+    """A large account shows a progress bar when stderr is a terminal (a pty here), and none otherwise."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import uuid
+
+    from kms_iac.backend.seed import seed
+    import kms_iac.cli.scan  # noqa: F401 - the scan group first: it registers scan_live
+    from kms_iac.cli.scan_live import LARGE_ACCOUNT
+    from tests.rules_doors_live import ROOT_DIR
+
+    d = tmp_path / "kms"
+    b = Backend(d)
+    seed(b, {"keys": [{"id": str(uuid.uuid4()), "tags": {"tenant": f"t{i}"}} for i in range(LARGE_ACCOUNT)]})
+    b.close()
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "kms_iac", "scan", "live", "--data-dir", str(d), "--format", "json"],
+                              stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT_DIR), "COLUMNS": "100"})
+        os.close(slave)
+        slave = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other side is closed: everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if slave != -1:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 1  # no aliases: KMS012
+    assert b"reading keys" in shown and f"{LARGE_ACCOUNT}/{LARGE_ACCOUNT}".encode() in shown
+    assert len(json.loads(proc.stdout)["findings"]) == 15 * LARGE_ACCOUNT
+    piped = scan_live("--data-dir", str(d), "--format", "json")
+    assert piped.stderr == ""

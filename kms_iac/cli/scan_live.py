@@ -19,6 +19,7 @@ from kms_iac.cli.scan import ScanError, config_option, emit, fail_on_option, loa
 from kms_iac.rules.report import FORMATS
 
 DEFAULT_CONCURRENCY = 8
+LARGE_ACCOUNT = 200  # keys; smaller scans finish before a progress bar would help
 
 
 class OneLineErrors(click.Command):
@@ -32,7 +33,8 @@ class OneLineErrors(click.Command):
 
 
 def _progress_bar():
-    """A rich progress bar on stderr, or None when stderr is not a terminal (pipelines, files)."""
+    """A rich progress bar on stderr for large accounts (from LARGE_ACCOUNT keys), shown only when
+    stderr is a terminal: pipelines and files get no escape codes. Returns (bar or None, callback)."""
     if not sys.stderr.isatty():
         return None, None
     from rich.console import Console
@@ -40,8 +42,11 @@ def _progress_bar():
 
     bar = Progress(TextColumn("reading keys"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=Console(stderr=True), transient=True)
-    task = bar.add_task("keys", total=None)
-    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+    task = bar.add_task("keys", total=None, visible=False)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, visible=total >= LARGE_ACCOUNT)
+    return bar, update
 
 
 @click.command("live", cls=OneLineErrors)
