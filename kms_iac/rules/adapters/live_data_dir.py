@@ -43,6 +43,11 @@ def _drain(fn: Callable[[dict], dict], items: str, params: dict[str, Any]) -> li
         params["Marker"] = page["NextMarker"]
 
 
+def _dispatched(backend, operation: str, ctx) -> Callable[[dict], dict]:
+    """``operation`` as a full request through the backend's dispatcher (validated, audited)."""
+    return lambda params: backend.handle(operation, params, ctx)
+
+
 def open_backend(data_dir: Path | str):
     """The data dir's backend, or LiveScanError when there is no kms-iac store there."""
     from kms_iac.backend.core import DB_FILE, Backend
@@ -77,10 +82,40 @@ def scan_data_dir(data_dir: Path | str, regions: Iterable[str] = (), progress: P
             backend.close()
 
 
-def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
+def _read_key(call, key) -> KeyReadings | None:
+    """One key's answers from the operation functions the dispatcher would call, after the same
+    key-state table; a refusal makes that answer unknown. None when it cannot even be described."""
     from kms_iac.backend import keystate
-    from kms_iac.backend.core import Call
     from kms_iac.backend.errors import KMSError
+
+    ops = call.backend.operations
+    r = KeyReadings({})
+
+    def ask(op: str, params: dict[str, Any], items: str | None = None) -> Any:
+        try:
+            keystate.check(op, key)
+            if items:
+                return _drain(lambda p: ops[op].handler(call, p, key), items, params)
+            return ops[op].handler(call, params, key)
+        except KMSError as e:
+            r.unknown[op] = e.code
+            return None
+
+    md = ask("DescribeKey", {"KeyId": key.arn})
+    if md is None:
+        return None
+    r.metadata = md["KeyMetadata"]
+    policy = ask("GetKeyPolicy", {"KeyId": key.arn, "PolicyName": "default"})
+    r.policy = policy["Policy"] if policy else None
+    if rotation_applies(r.metadata):
+        r.rotation = ask("GetKeyRotationStatus", {"KeyId": key.arn})
+    r.tags = ask("ListResourceTags", {"KeyId": key.arn, "Limit": 50}, "Tags")
+    r.grants = ask("ListGrants", {"KeyId": key.arn, "Limit": 100}, "Grants")
+    return r
+
+
+def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
+    from kms_iac.backend.core import Call
 
     store = backend.store
     scopes = [(a, r) for a, r in store.execute("SELECT DISTINCT account, region FROM keys ORDER BY account, region")
@@ -89,14 +124,12 @@ def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
     listed: list[tuple[Any, list[str], dict[str, list[str]]]] = []
     for account, region in scopes:
         ctx = backend.context(account=account, region=region, user_agent=USER_AGENT)
-        handle = (lambda c: lambda op: lambda p: backend.handle(op, p, c))(ctx)
-        ids = [k["KeyId"] for k in _drain(handle("ListKeys"), "Keys", {"Limit": 1000})]
+        ids = [k["KeyId"] for k in _drain(_dispatched(backend, "ListKeys", ctx), "Keys", {"Limit": 1000})]
         aliases: dict[str, list[str]] = {}
-        for a in _drain(handle("ListAliases"), "Aliases", {"Limit": 100}):
+        for a in _drain(_dispatched(backend, "ListAliases", ctx), "Aliases", {"Limit": 100}):
             aliases.setdefault(a["TargetKeyId"], []).append(a["AliasName"])
         listed.append((ctx, ids, aliases))
 
-    ops = backend.operations
     inv = Inventory()
     now = dt.datetime.now(dt.timezone.utc)
     total, done = sum(len(ids) for _, ids, _ in listed), 0
@@ -115,28 +148,9 @@ def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
                     key = store.get_key(key_id, ctx.region)
                     if key is None:  # deleted since it was listed
                         continue
-
-                    def ask(op: str, params: dict[str, Any], items: str | None = None) -> Any:
-                        try:
-                            keystate.check(op, key)
-                            if items:
-                                return _drain(lambda p: ops[op].handler(call, p, key), items, params)
-                            return ops[op].handler(call, params, key)
-                        except KMSError as e:
-                            r.unknown[op] = e.code
-                            return None
-
-                    r = KeyReadings({})
-                    md = ask("DescribeKey", {"KeyId": key.arn})
-                    if md is None:
+                    r = _read_key(call, key)
+                    if r is None:
                         continue
-                    r.metadata = md["KeyMetadata"]
-                    pol = ask("GetKeyPolicy", {"KeyId": key.arn, "PolicyName": "default"})
-                    r.policy = pol["Policy"] if pol else None
-                    if rotation_applies(r.metadata):
-                        r.rotation = ask("GetKeyRotationStatus", {"KeyId": key.arn})
-                    r.tags = ask("ListResourceTags", {"KeyId": key.arn, "Limit": 50}, "Tags")
-                    r.grants = ask("ListGrants", {"KeyId": key.arn, "Limit": 100}, "Grants")
                     r.aliases = aliases.get(key.key_id, [])
                     inv.keys.append(view_from_readings(r, now))
                     if r.unknown:
