@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -233,6 +234,18 @@ def render_cfn(cases: Iterable[Case], identity_cases: Iterable[IdentityCase], st
 class _ShortFormDumper(yaml.SafeDumper):
     """Writes intrinsics in YAML's short forms (``!Ref``, ``!Sub``, ``!GetAtt A.B``...)."""
 
+    def ignore_aliases(self, data) -> bool:
+        return True  # no &anchors / *aliases: CloudFormation does not take them
+
+    def choose_scalar_style(self):
+        # PyYAML quotes every explicitly tagged scalar; people write `!Ref AWS::AccountId` plain.
+        if self.analysis is None:
+            self.analysis = self.analyze_scalar(self.event.value)
+        if ((self.event.tag or "").startswith("!") and not self.event.style and not self.flow_level
+                and not self.analysis.empty and not self.analysis.multiline and self.analysis.allow_block_plain):
+            return ""
+        return super().choose_scalar_style()
+
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict):
     if len(data) == 1:
@@ -426,6 +439,15 @@ def _unknown(values: dict) -> dict:
     return out
 
 
+def _prior(res: _Res, account: str | None, region: str) -> dict:
+    """The resource's values in the prior state: what apply once made of its unknowns."""
+    key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kms-iac-test/{res.module}/{res.name}"))
+    key_arn = f"arn:aws:kms:{region}:{account or ACCOUNT}:key/{key_id}"
+    made = {"key_id": key_id, "id": key_id, "target_key_id": key_id, "target_key_arn": key_arn,
+            "arn": key_arn if res.type in ("aws_kms_key", "aws_kms_external_key") else None}
+    return {k: (made.get(k) if v is UNKNOWN else v) for k, v in res.values.items()}
+
+
 def _sensitive(values: dict) -> dict:
     return {k: ({} if isinstance(v, dict) else [{} if isinstance(x, dict) else False for x in v])
             for k, v in values.items() if isinstance(v, (dict, list))}
@@ -470,7 +492,7 @@ def plan_document(resources: list[_Res], *, deleted: Iterable[_Res] = (), replac
             **({"index": res.index} if res.index is not None else {}), "provider_name": PROVIDER,
             **({"action_reason": "replace_because_cannot_update"} if is_replace else {}),
             "change": {"actions": ["delete", "create"] if is_replace else ["create"],
-                       "before": _known(res.values) if is_replace else None, "after": _known(res.values),
+                       "before": _prior(res, account, region) if is_replace else None, "after": _known(res.values),
                        "after_unknown": _unknown(res.values), "before_sensitive": False,
                        "after_sensitive": _sensitive(_known(res.values)),
                        **({"replace_paths": [["customer_master_key_spec"]]} if is_replace else {})}})
@@ -487,8 +509,9 @@ def plan_document(resources: list[_Res], *, deleted: Iterable[_Res] = (), replac
             "address": res.address, **({"module_address": f"module.{res.module}"} if res.module else {}),
             "mode": "managed", "type": res.type, "name": res.name, "provider_name": PROVIDER,
             "action_reason": "delete_because_no_resource_config",
-            "change": {"actions": ["delete"], "before": _known(res.values), "after": None, "after_unknown": {},
-                       "before_sensitive": _sensitive(_known(res.values)), "after_sensitive": False}})
+            "change": {"actions": ["delete"], "before": _prior(res, account, region), "after": None,
+                       "after_unknown": {}, "before_sensitive": _sensitive(_known(res.values)),
+                       "after_sensitive": False}})
     if not planned["child_modules"]:
         del planned["child_modules"]
     data = []

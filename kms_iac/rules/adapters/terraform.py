@@ -385,8 +385,9 @@ def _provider_region(doc: dict) -> str | None:
         return region["constant_value"]
     refs = region.get("references") or []
     variables = doc.get("variables") if isinstance(doc.get("variables"), dict) else {}
-    if len(refs) == 1 and isinstance(refs[0], str) and refs[0].startswith("var."):
-        value = (variables.get(refs[0][4:]) or {}).get("value")  # the plan's input variable
+    if isinstance(refs, list) and len(refs) == 1 and isinstance(refs[0], str) and refs[0].startswith("var."):
+        variable = variables.get(refs[0][4:])  # the plan's input variable
+        value = variable.get("value") if isinstance(variable, dict) else None
         return value if isinstance(value, str) else None
     return None
 
@@ -455,10 +456,10 @@ def views_from_plan(doc: dict, file: str | None, config) -> list[View]:
     bypass: set[str] = set()
     grants: dict[str, list[Mapping]] = {}
     for inst in instances.values():
-        if inst.type not in LINKS or inst.gone:
+        if inst.type not in LINKS:
             continue
         key = linker.target(inst, LINKS[inst.type])
-        if key is None:
+        if key is None or (inst.gone and not key.gone):  # what goes with a deleted key stays with it
             continue
         if inst.type == "aws_kms_alias":
             name = inst.attrs.get("name")
