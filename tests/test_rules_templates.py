@@ -310,6 +310,47 @@ def test_arbitrary_property_values_never_crash(value) -> None:
 
 # --- Terraform plans ------------------------------------------------------------------------
 
+_PLAN_WORDS = ["planned_values", "root_module", "resources", "child_modules", "values", "address", "type", "name",
+               "mode", "managed", "index", "change", "actions", "delete", "create", "before", "after",
+               "after_unknown", "module_calls", "module", "expressions", "references", "policy", "key_id",
+               "target_key_id", "aws_kms_key.x", "aws_kms_key", "aws_kms_alias", "format_version", "1.2", "var.r"]
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers() | st.sampled_from(_PLAN_WORDS) | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(_PLAN_WORDS) | st.text(max_size=5), inner, max_size=3), max_leaves=10)
+
+
+def _slots(node, out) -> list:
+    """Every (container, key) of a JSON document, to damage one at a time."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in items:
+        out.append((node, k))
+        _slots(v, out)
+    return out
+
+
+def _damaged_plan_base() -> dict:
+    cases = [by_name(n) for n in ("compliant-baseline", "KMS001-FAIL-no-root", "KMS001-FAIL-root-denied",
+                                  "KMS008-FAIL-disabled", "KMS002-NA-imported", "KMS001-PASS-root-in-list")]
+    gone = by_name("KMS015-FAIL-multi-region")
+    return plan_document([r for i, c in enumerate(cases) for r in _key_res(c, i)], deleted=_key_res(gone, 3))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0), _JUNK)
+def test_damaged_plans_never_crash(slot, junk) -> None:
+    """Any part of a plan replaced by anything: views or a PlanError, never another exception."""
+    plan = _damaged_plan_base()
+    slots = _slots(plan, [])
+    container, key = slots[slot % len(slots)]
+    container[key] = junk
+    try:
+        views = views_from_plan(plan, "plan.json", RulesConfig())
+    except PlanError:
+        return
+    for view in views:
+        evaluate([view])
+
+
 def _plan_views(plan: dict, **config) -> dict:
     return {v.resource: v for v in views_from_plan(plan, "plan.json", config_from_dict(config))}
 

@@ -31,6 +31,7 @@ from kms_iac.rules.adapters.accounts import most_frequent, principal_accounts
 from kms_iac.rules.adapters.cfn_intrinsics import (
     Resolver, Unresolved, clean, describe, intrinsic, uses_account_id,
 )
+from kms_iac.rules.config import RulesConfig
 from kms_iac.rules.view import PLACEHOLDER_ACCOUNT, SYMMETRIC, IdentityPolicyView, KeyView, View
 
 __all__ = ["TemplateError", "load_template", "views_from_template", "view_from_resource", "is_cloudformation"]
@@ -215,7 +216,7 @@ def _tags(resolver: Resolver, raw: Any) -> dict[str, str]:
     """CloudFormation's ``[{Key, Value}]`` as a dict; an unresolvable value keeps its tag."""
     out: dict[str, str] = {}
     items = resolver.resolve_or(raw, None)
-    if items is None:
+    if not isinstance(items, list):
         items = raw if isinstance(raw, list) else []
     for item in items:
         if not isinstance(item, dict):
@@ -315,6 +316,7 @@ def views_from_template(doc: dict, file: str | None, config) -> list[View]:
     """Every key and identity-policy view of a decoded template, in template order."""
     if not isinstance(doc, dict):
         raise TemplateError(f"{file or '<template>'}: a template must be a mapping")
+    config = config or RulesConfig()
     idx = _index(doc, file, config)
     return [v for lid, res in idx.resources.items() if (v := _view(str(lid), res, idx, file, config)) is not None]
 
@@ -323,4 +325,5 @@ def view_from_resource(logical_id: str, resource: dict, doc: dict, file: str | N
     """The view of one resource of ``doc`` (None for types that are neither keys nor identity policies)."""
     if not isinstance(resource, dict) or resource.get("Type") not in KEY_TYPES + IDENTITY_TYPES:
         return None
+    config = config or RulesConfig()
     return _view(logical_id, resource, _index(doc if isinstance(doc, dict) else {}, file, config), file, config)

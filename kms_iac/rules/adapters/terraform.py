@@ -29,6 +29,7 @@ from typing import Any, Iterable, Mapping
 from kms_iac.policy.document import PolicyError, parse_policy
 from kms_iac.rules.adapters.accounts import most_frequent, principal_accounts
 from kms_iac.rules.adapters.cloudformation import TemplateError
+from kms_iac.rules.config import RulesConfig
 from kms_iac.rules.view import PLACEHOLDER_ACCOUNT, SYMMETRIC, IdentityPolicyView, KeyView, View
 
 __all__ = ["PlanError", "views_from_plan", "view_from_values", "is_terraform_plan", "KEY_TYPES", "IDENTITY_TYPES"]
@@ -249,6 +250,7 @@ def view_from_values(resource_type: str, address: str, values: dict, file: str |
     """
     if not isinstance(values, Mapping):
         return None
+    config = config or RulesConfig()
     attrs = _Attrs(values, unknown or {})
     if resource_type in KEY_TYPES:
         policy = _policy(policy_override) if policy_override is not None else None
@@ -318,7 +320,7 @@ def _instances(doc: dict, file: str) -> dict[str, _Instance]:
             continue
         change = rc["change"]
         actions = change.get("actions") if isinstance(change.get("actions"), list) else []
-        inst = out.get(rc.get("address"))
+        inst = out.get(rc["address"]) if isinstance(rc.get("address"), str) else None
         module = rc.get("module_address") if isinstance(rc.get("module_address"), str) else ""
         if inst is None:
             if "delete" in actions and "create" not in actions:
@@ -443,6 +445,7 @@ class _Linker:
 def views_from_plan(doc: dict, file: str | None, config) -> list[View]:
     """Every key and identity-policy view of a plan, in plan order."""
     where = file or "<plan>"
+    config = config or RulesConfig()
     if not is_terraform_plan(doc):
         raise PlanError(f"{where}: not a Terraform plan (no planned_values or resource_changes)")
     version = str(doc.get("format_version", "1.0"))
