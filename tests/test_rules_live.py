@@ -83,11 +83,12 @@ def test_data_dir_gives_the_same_findings_as_the_endpoint(live_server, endpoint_
     assert run.returncode in (0, 1), run.stderr
 
     def keyed(findings):
-        return {(f["resource"], f["rule"]): (f["status"], f["message"]) for f in findings if f["resource"] in names}
+        return {(f["resource"], f["rule"]): (f["status"], f["message"]) for f in findings
+                if f["resource"] in names and f["rule"] != "KMS016"}  # identity policies came from --principals
 
     by_endpoint = keyed(endpoint_run.findings)
     assert by_endpoint and keyed(run.findings) == by_endpoint
-    assert len(verdicts_from(run.findings, names)) == len(LIVE_CASES)
+    assert len(verdicts_from(run.findings, names)) == len(LIVE_CASES)  # every key, no identities
     # the server still answers after the scan read its store
     assert live_server.client().list_keys(Limit=1)["Keys"]
 
