@@ -1,5 +1,6 @@
 """The main job: deploy the example multi-tenant stack (root ``Pulumi.yaml``) with the
-real Pulumi engine to the embedded local backend, then print a report of the fleet.
+real Pulumi engine to the embedded local backend, then print a report of the fleet and
+its compliance report (the rules over the deployed keys, read live from the data dir).
 
 State lives in ``.kms-iac/`` of the project: keys in the backend's data dir, Pulumi's
 state in ``.kms-iac/pulumi/``. Running it again is a no-op update.
@@ -57,8 +58,30 @@ def report(console: Console, data_dir: Path, outputs: dict) -> None:
             "[green]ok[/green]" if envelope_round_trip(kms, md["KeyId"], tenant) else "[red]FAILED[/red]",
         )
     console.print(table)
-    console.print("[yellow]Compliance rules (KMS001-KMS016) are not built yet:[/yellow] this report is the "
-                  "backend's own view of the fleet (root principal, rotation, state).")
+
+
+def compliance_report(console: Console, data_dir: Path, outputs: dict) -> int:
+    """The rules KMS001-KMS016 over the deployed keys, read live from the data dir: the same front
+    door as ``kms-iac scan live --data-dir``. Returns the number of unsuppressed failures."""
+    from kms_iac.backend.embedded import shared_backend
+    from kms_iac.rules.adapters.live_data_dir import scan_data_dir
+    from kms_iac.rules.config import load_config
+    from kms_iac.rules.engine import failing
+    from kms_iac.rules.fleet import evaluate_fleet
+    from kms_iac.rules.report import print_text
+
+    deployed = set(outputs.values())
+    inventory = scan_data_dir(data_dir, backend=shared_backend(data_dir))  # this process's embedded backend
+    views = [v for v in inventory.keys if v.arn in deployed]
+    findings = evaluate_fleet(views, load_config(ROOT))
+    console.rule("Compliance report (KMS001-KMS016, live keys in the data dir)")
+    print_text(findings, console)
+    others = len(inventory.keys) - len(views)
+    if others:
+        console.print(f"({others} other key(s) in the data dir, not part of this stack, were left out)")
+    console.print(f"Same report for pipelines: [cyan].venv/bin/kms-iac scan live --data-dir "
+                  f"{data_dir.relative_to(ROOT)} --format sarif[/cyan]")
+    return len(failing(findings))
 
 
 def main() -> int:
@@ -76,7 +99,9 @@ def main() -> int:
     if up.returncode != 0:
         console.print(f"[red]pulumi up failed[/red]\n{up.stderr}")
         return up.returncode
-    report(console, data_dir, project.outputs())
+    outputs = project.outputs()
+    report(console, data_dir, outputs)
+    compliance_report(console, data_dir, outputs)
     console.print(f"Audit log: [cyan].venv/bin/kms-iac local audit --data-dir {data_dir.relative_to(ROOT)}[/cyan]")
     return 0
 
