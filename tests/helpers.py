@@ -47,7 +47,7 @@ class ServerProcess:
                 raise RuntimeError(f"server printed no ready line within {timeout:.0f} s")
             if not line:  # stdout closed: the server is exiting; wait for it so its stderr is complete
                 try:
-                    self.proc.wait(timeout=10)
+                    self.proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     pass
             err = self.proc.stderr.read() if self.proc.poll() is not None else ""
@@ -67,7 +67,7 @@ class ServerProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -122,4 +122,4 @@ class MotoServer:
     def __exit__(self, *exc: object) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            self.proc.wait(60)

@@ -123,7 +123,7 @@ def signed(url: str, creds: tuple, operation: str, body: bytes = b"{}", when: dt
 
 def send(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     try:
         conn.request("POST", "/", body=body, headers=headers)
         resp = conn.getresponse()
@@ -177,6 +177,7 @@ def test_stale_date_is_a_signature_expired(auth_server):
     headers, body = signed(auth_server.url, ROOT_A, "ListKeys", when=when)
     before = time.time()
     status, doc = send(auth_server.url, headers, body)
+    after = time.time()
     assert (status, doc["__type"]) == (400, "InvalidSignatureException")
     stamp = when.strftime("%Y%m%dT%H%M%SZ")
     assert doc["message"].startswith(f"Signature expired: {stamp} is now earlier than ")
@@ -186,7 +187,9 @@ def test_stale_date_is_a_signature_expired(auth_server):
     assert tail == f"{limit} ({now} - 5 min.)"
     now_epoch = dt.datetime.strptime(now, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
     limit_epoch = dt.datetime.strptime(limit, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc).timestamp()
-    assert now_epoch - limit_epoch == 300 and abs(now_epoch - before) < 5
+    # "now" is the server's clock while it answered: between the request and the answer
+    # (whole seconds), however slow the machine.
+    assert now_epoch - limit_epoch == 300 and int(before) <= now_epoch <= after
 
 
 def test_a_date_within_five_minutes_is_accepted(auth_server):
@@ -254,17 +257,17 @@ def test_aws_cli_with_a_principals_keys(auth_server, tmp_path):
                AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
                AWS_EC2_METADATA_DISABLED="true", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1,localhost")
     run = subprocess.run([aws, "kms", "create-key", "--endpoint-url", auth_server.url, "--output", "json"],
-                         env=env, capture_output=True, text=True, timeout=60)
+                         env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     arn = json.loads(run.stdout)["KeyMetadata"]["Arn"]
     assert arn.startswith("arn:aws:kms:us-west-2:444455556666:key/")
     run = subprocess.run([aws, "kms", "list-keys", "--endpoint-url", auth_server.url, "--output", "json"],
-                         env=env, capture_output=True, text=True, timeout=60)
+                         env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert arn in [k["KeyArn"] for k in json.loads(run.stdout)["Keys"]]
     env["AWS_SECRET_ACCESS_KEY"] = "wrong"
     run = subprocess.run([aws, "kms", "list-keys", "--endpoint-url", auth_server.url],
-                         env=env, capture_output=True, text=True, timeout=60)
+                         env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "InvalidSignatureException" in run.stderr
 
 

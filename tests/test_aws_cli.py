@@ -66,12 +66,12 @@ class Cli:
         self.env = env
 
     def run(self, *args: str, output: str = "json", query: str | None = None) -> subprocess.CompletedProcess:
-        cmd = [AWS, "kms", *args, "--output", output, "--cli-connect-timeout", "5", "--cli-read-timeout", "30"]
+        cmd = [AWS, "kms", *args, "--output", output, "--cli-connect-timeout", "60", "--cli-read-timeout", "120"]
         if query is not None:
             cmd += ["--query", query]
         if self.mode == "flag":
             cmd += ["--endpoint-url", self.url]
-        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
 
     def ok(self, *args: str, **kw) -> dict | str:
         proc = self.run(*args, **kw)

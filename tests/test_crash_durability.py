@@ -111,7 +111,7 @@ def make_client(url: str):
     # A session per client: boto3's default session is not thread-safe.
     return boto3.session.Session().client(
         "kms", endpoint_url=url, region_name="us-east-1", **TEST_CREDS,
-        config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=60),
     )
 
 

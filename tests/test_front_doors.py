@@ -275,7 +275,7 @@ def test_concurrent_creates_through_both_doors(shared):
     start = threading.Barrier(2 * workers_per_door)
 
     def worker(client, door: str, n: int) -> list[str]:
-        start.wait(timeout=30)
+        start.wait(timeout=300)
         ids = []
         for i in range(n):
             md = client.create_key(Description=f"{door} {i}", Tags=[{"TagKey": "door", "TagValue": door}])["KeyMetadata"]
@@ -286,7 +286,7 @@ def test_concurrent_creates_through_both_doors(shared):
     with ThreadPoolExecutor(max_workers=2 * workers_per_door) as pool:
         futures = [pool.submit(worker, c, "server", n) for c in server_clients]
         futures += [pool.submit(worker, c, "embedded", n) for c in embedded_clients]
-        results = [f.result(timeout=120) for f in futures]
+        results = [f.result(timeout=300) for f in futures]
 
     created = [kid for ids in results for kid in ids]
     assert len(created) == 2 * per_door == len(set(created))

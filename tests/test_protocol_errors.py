@@ -139,7 +139,7 @@ def test_throttling_is_retried_by_boto3(tmp_path):
 def test_oversized_headers_are_refused_and_server_survives(server):
     import socket
 
-    with socket.create_connection((server.url.split("//")[1].split(":")[0], int(server.url.rsplit(":", 1)[1])), timeout=10) as s:
+    with socket.create_connection((server.url.split("//")[1].split(":")[0], int(server.url.rsplit(":", 1)[1])), timeout=60) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (200 * 1024) + b"\r\n\r\n")
         reply = s.recv(4096)
     assert reply.startswith(b"HTTP/1.1 400") and b"ValidationException" in reply
