@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 
 from tests.helpers import ServerProcess
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("http-fuzz")]  # one server and seed per worker
+
 SERVICE = botocore.session.get_session().get_service_model("kms")
 OPERATIONS = sorted(SERVICE.operation_names)
 TARGET_PREFIX = "TrentService."
