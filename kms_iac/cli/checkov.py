@@ -53,9 +53,17 @@ def checkov_executable() -> Path:
 
 
 def checkov_env() -> dict[str, str]:
-    """The environment checkov runs with: ours, with PYTHONPATH naming only the repository."""
+    """The environment checkov runs with: ours, with PYTHONPATH naming only the repository.
+
+    checkov otherwise calls Prisma Cloud for check metadata (guidelines) on every run and
+    PyPI for a newer version; neither is needed for local checks (our pin is the version),
+    and a pipeline without internet access would wait on them, so both are off unless the
+    caller sets the variables.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("BC_SKIP_MAPPING", "TRUE")
+    env.setdefault("CKV_SKIP_PACKAGE_UPDATE_CHECK", "TRUE")
     return env
 
 

@@ -1,0 +1,16 @@
+"""CKV_KMSIAC_7: KMS007, Deletion window is at least the configured minimum.
+
+Generated from the rule registry by scripts/generate_checkov_checks.py; the logic is _base.py.
+"""
+
+from _base import CFN_KEYS, TF_KEYS, cloudformation_check, terraform_check
+
+RULE = "KMS007"
+ID = "CKV_KMSIAC_7"
+NAME = "Deletion window is at least the configured minimum"
+CATEGORY = "ENCRYPTION"
+CFN_RESOURCES = CFN_KEYS
+TF_RESOURCES = TF_KEYS
+
+cfn_check = cloudformation_check(RULE, ID, NAME, CATEGORY, CFN_RESOURCES)
+tf_check = terraform_check(RULE, ID, NAME, CATEGORY, TF_RESOURCES)
