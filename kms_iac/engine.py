@@ -69,10 +69,18 @@ class PulumiProject:
                     virtualenv: {VENV_BIN.parent}
                 """))
             self.write_program("import pulumi\n")
-        if self.run("stack", "select", stack, check=False).returncode != 0:
-            self.run("stack", "init", stack, *init_args)
-        for k, v in (config or {}).items():
-            self.run("config", "set", k, v)
+        # One CLI call in the common case (each costs an engine start-up): a fresh project
+        # inits its stack; an existing one selects it.
+        init, select = ("stack", "init", stack, *init_args), ("stack", "select", stack)
+        first, then = (init, select) if project_dir is None else (select, init)
+        if self.run(*first, check=False).returncode != 0:
+            self.run(*then)
+        self.set_config(config or {})
+
+    def set_config(self, config: dict[str, str]) -> None:
+        """Plain-text stack config, in one CLI call."""
+        if config:
+            self.run("config", "set-all", *(a for k, v in config.items() for a in ("--plaintext", f"{k}={v}")))
 
     def write_program(self, source: str) -> None:
         (self.dir / "__main__.py").write_text(textwrap.dedent(source))
