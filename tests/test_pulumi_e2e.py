@@ -291,8 +291,7 @@ pulumi.export("grant_id", grant.grant_id)
 
 @pytest.mark.parametrize("where", ["moto", "server"])
 def test_grant(where, tmp_path, pulumi_bin):
-    with ServerProcess(tmp_path / "server-data") as srv, MotoServer() as moto:
-        peer = moto if where == "moto" else srv
+    with (MotoServer() if where == "moto" else ServerProcess(tmp_path / "server-data")) as peer:
         kms = peer.client()
         project = PulumiProject(tmp_path, pulumi_bin, config={"kms-iac:target": peer.url})
         project.write_program(GRANT_PROGRAM.replace("OPERATIONS", '["Encrypt", "Decrypt"]'))
