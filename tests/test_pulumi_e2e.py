@@ -9,12 +9,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from kms_iac.backend.embedded import embedded_client
 from kms_iac.policy.normalize import policies_equal
-from tests.helpers import TEST_CREDS, MotoServer, ServerProcess
+from tests.helpers import MotoServer, ServerProcess
 from kms_iac.engine import PulumiProject, pulumi_bin_dir
 
 pytestmark = pytest.mark.slow
