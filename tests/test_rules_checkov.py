@@ -182,6 +182,10 @@ resource "aws_kms_key" "unresolved" {
   policy              = data.aws_iam_policy_document.key.json
   tags                = var.tags
 }
+resource "aws_kms_alias" "unresolved" {
+  name          = "alias/unresolved"
+  target_key_id = aws_kms_key.unresolved.arn
+}
 
 # The key's own policy is replaced by an aws_kms_key_policy (that has no root statement).
 resource "aws_kms_key" "replaced_policy" {
@@ -228,9 +232,13 @@ def test_terraform_references_and_linked_resources(tmp_path, checkov_bin) -> Non
     for rule in ("KMS001", "KMS004", "KMS005", "KMS006", "KMS013", "KMS012"):
         assert rule not in unknown, (rule, unknown)       # UNKNOWN: checkov leaves it out
     assert unknown["KMS002"] == "PASS"                     # what is known is still judged
-    assert got["aws_kms_key.replaced_policy"]["KMS001"] == "FAIL"   # the key policy resource's policy counts
+    replaced = got["aws_kms_key.replaced_policy"]
+    assert replaced["KMS001"] == "FAIL" and replaced["KMS006"] == "FAIL"  # the aws_kms_key_policy's policy counts
+    assert replaced["KMS012"] == "FAIL"                                     # no alias points at it
     elsewhere = got["aws_kms_key_policy.elsewhere"]
-    assert elsewhere["KMS004"] == "FAIL" and "KMS002" not in elsewhere
+    assert elsewhere["KMS004"] == "FAIL" and elsewhere["KMS001"] == "FAIL" and elsewhere["KMS005"] == "PASS"
+    assert set(elsewhere) == {"KMS001", "KMS004", "KMS005", "KMS006", "KMS011", "KMS013"}  # policy rules only
+    assert "aws_kms_key_policy.replaced_policy" not in {r["resource"] for r in run.records()}  # judged on its key
 
 
 def test_checks_are_generated_from_the_registry(checkov_bin) -> None:

@@ -22,9 +22,13 @@ What a per-resource check cannot see, and how it is seen anyway:
 * Terraform (``.tf`` and plan JSON): checkov gives checks its resource graph
   (``self.graph``, as its own checks such as CKV_AWS_379 use). Aliases
   (``aws_kms_alias.target_key_id``), an ``aws_kms_key_policy`` (which replaces the key's
-  own policy) and ``aws_kms_grant`` s are found there by the reference to the key.
-  Values arrive wrapped in one-element lists and references may stay ``${...}``: they are
-  unwrapped, and anything still unresolved is unknown, never a guess.
+  own policy) and ``aws_kms_grant`` s are found there by their reference to the key; an
+  ``aws_kms_key_policy`` whose key is not in the configuration is judged on its own by the
+  policy rules. Values arrive wrapped in one-element lists, and what checkov cannot render
+  stays a reference (``var.x``, ``data.aws_iam_policy_document.k.json``, ``${...}``): see
+  ``_hcl.py``. Unrendered values are unknown, never a guess.
+* AWS::KMS::Alias, aws_kms_alias and aws_kms_grant are not checked on their own: no rule
+  judges an alias or a grant by itself; they count on the key they point at.
 
 checkov imports each file here as a top-level module with this directory on ``sys.path``
 (``import _base``); the repository root is added so ``kms_iac.rules`` imports, which needs
@@ -33,7 +37,6 @@ only the standard library and PyYAML (tests/test_rules_checkov.py checks that).
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -47,6 +50,7 @@ from checkov.common.bridgecrew.severities import Severities  # noqa: E402
 from checkov.common.models.enums import CheckCategories, CheckResult  # noqa: E402
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck as _TfResourceCheck  # noqa: E402
 
+from _hcl import GraphLinks, fill_known, key_reference, module_prefix, unresolved, unwrap, without_instance_key  # noqa: E402
 from kms_iac.rules.config import RulesConfig, load_config  # noqa: E402
 from kms_iac.rules.engine import evaluate_view  # noqa: E402
 from kms_iac.rules.registry import FAIL, PASS, Rule, get_rule  # noqa: E402
@@ -193,136 +197,21 @@ def cloudformation_check(rule_id: str, check_id: str, name: str, category: str,
 
 # --- Terraform -----------------------------------------------------------------------
 
-_INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
-# References a template alone cannot resolve but whose meaning is fixed: the account, partition
-# and Region the configuration is applied in, written through data sources. They stand for the
-# configured account (or the placeholder) exactly as AWS::AccountId does in CloudFormation.
-_DATA_ACCOUNT = re.compile(r"^data\.aws_caller_identity\.[\w-]+\.account_id$")
-_DATA_PARTITION = re.compile(r"^data\.aws_partition\.[\w-]+\.partition$")
-_DATA_REGION = re.compile(r"^data\.aws_region\.[\w-]+\.(name|region)$")
+_links_cache: tuple[Any, GraphLinks] | None = None
 
 
-def unwrap(value: Any) -> Any:
-    """checkov's HCL value as a plan holds it: one-element lists unwrapped, checkov's keys dropped."""
-    if isinstance(value, list):
-        if len(value) == 1 and not isinstance(value[0], list):
-            return unwrap(value[0])
-        return [unwrap(v) for v in value]
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items() if not (isinstance(k, str) and k.startswith("__"))}
-    return value
-
-
-def _substitute(text: str) -> str:
-    from kms_iac.rules.view import PLACEHOLDER_ACCOUNT
-
-    def one(m: re.Match) -> str:
-        ref = m.group(1).strip()
-        if _DATA_ACCOUNT.match(ref):
-            return rules_config().account or PLACEHOLDER_ACCOUNT
-        if _DATA_PARTITION.match(ref):
-            return "aws"
-        if _DATA_REGION.match(ref):
-            return "us-east-1"
-        return m.group(0)
-    return _INTERPOLATION.sub(one, text)
-
-
-def resolve_known(value: Any) -> Any:
-    """``value`` with the account/partition/Region data-source references filled in."""
-    if isinstance(value, str):
-        return _substitute(value) if "${" in value else value
-    if isinstance(value, list):
-        return [resolve_known(v) for v in value]
-    if isinstance(value, dict):
-        return {k: resolve_known(v) for k, v in value.items()}
-    return value
-
-
-def unresolved(value: Any) -> bool:
-    """Does ``value`` (anywhere inside) still hold a ``${...}`` checkov could not resolve?"""
-    if isinstance(value, str):
-        return "${" in value and bool(_INTERPOLATION.search(value))
-    if isinstance(value, list):
-        return any(unresolved(v) for v in value)
-    if isinstance(value, dict):
-        return any(unresolved(v) for v in value.values())
-    return False
-
-
-def _reference(value: Any) -> str | None:
-    """The resource address an attribute refers to: ``aws_kms_key.k`` of ``${aws_kms_key.k.key_id}``."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.startswith("${") and text.endswith("}"):
-        text = text[2:-1].strip()
-    m = re.match(r"^((?:module\.[\w-]+(?:\[[^\]]*\])?\.)*aws_kms_\w+\.[\w-]+)(\[[^\]]*\])?(\.\w+)?$", text)
-    return m.group(1) if m else None
-
-
-def _graph_nodes(graph: Any) -> list[dict]:
-    """The attribute dicts of checkov's resource graph (rustworkx, or networkx when so configured)."""
-    if graph is None:
-        return []
-    try:
-        nodes = graph.nodes(data=True)   # networkx
-        return [attrs for _, attrs in nodes]
-    except TypeError:
-        return [n[1] for n in graph.nodes() if isinstance(n, tuple) and len(n) == 2]  # rustworkx: (index, attrs)
-
-
-class _Links:
-    """Aliases, key policies and grants of every key in one graph, found once per graph."""
-
-    LINKS = {"aws_kms_alias": "target_key_id", "aws_kms_key_policy": "key_id", "aws_kms_grant": "key_id"}
-
-    def __init__(self, graph: Any) -> None:
-        self.graph = graph
-        self.aliases: dict[str, list[str]] = {}
-        self.policies: dict[str, dict] = {}
-        self.grants: dict[str, list[dict]] = {}
-        for attrs in _graph_nodes(graph):
-            rtype = attrs.get("resource_type")
-            if rtype not in self.LINKS:
-                continue
-            # Graph vertices hold their attributes unwrapped, with references as written
-            # (aws_kms_key.k.key_id) and checkov's own keys (block_name_, __address__...) beside them.
-            values = resolve_known(unwrap(attrs))
-            key = _reference(values.get(self.LINKS[rtype]))
-            if key is None:
-                continue
-            key = _qualify(key, attrs)
-            if rtype == "aws_kms_alias":
-                name = values.get("name") or values.get("name_prefix") or f"{attrs.get('block_name_')} (name unknown)"
-                self.aliases.setdefault(key, []).append(str(name))
-            elif rtype == "aws_kms_key_policy":
-                self.policies[key] = values
-            else:
-                self.grants.setdefault(key, []).append(values)
-
-
-def _module_prefix(address: str) -> str:
-    """``module.a.module.b.`` of a resource address (with instance keys dropped), or ""."""
-    parts = re.findall(r"module\.[\w-]+(?:\[[^\]]*\])?\.", address)
-    return "".join(re.sub(r"\[[^\]]*\]", "", p) for p in parts)
-
-
-def _qualify(reference: str, attrs: dict) -> str:
-    """A reference made inside a module, as the address of the resource it names."""
-    if reference.startswith("module."):
-        return reference
-    return _module_prefix(str(attrs.get("__address__") or attrs.get("address") or "")) + reference
-
-
-_links_cache: tuple[Any, _Links] | None = None
-
-
-def _links(graph: Any) -> _Links:
+def _links(graph: Any) -> GraphLinks:
+    """The graph's links, worked out once per graph (checkov scans a graph's resources in a row)."""
     global _links_cache
     if _links_cache is None or _links_cache[0] is not graph:
-        _links_cache = (graph, _Links(graph))
+        _links_cache = (graph, GraphLinks(graph, _account()))
     return _links_cache[1]
+
+
+def _account() -> str:
+    from kms_iac.rules.view import PLACEHOLDER_ACCOUNT
+
+    return rules_config().account or PLACEHOLDER_ACCOUNT
 
 
 class TerraformRuleCheck(_RuleCheck, _TfResourceCheck):
@@ -339,48 +228,47 @@ class TerraformRuleCheck(_RuleCheck, _TfResourceCheck):
 
         file, name = self._scanned
         address = str(conf.get("__address__") or f"{self.entity_type}.{name}")
-        base = re.sub(r"\[[^\]]*\]$", "", address)   # a counted instance's key: aws_kms_key.k[0] -> aws_kms_key.k
-        values = resolve_known(unwrap(conf))
-        unknown = {k: True for k, v in values.items() if unresolved(v)}
         links = _links(self.graph)
+        values = fill_known(unwrap(conf), _account())
+        # Unknown: a reference checkov could not render, or a value it made up for a variable
+        # without one. Tags keep their keys when only a value is a reference (the tag is set).
+        unknown = {k: True for k, v in values.items()
+                   if (unresolved(v) if k != "tags" else isinstance(v, str) and unresolved(v))
+                   or links.from_valueless_variable(address, k)}
         if self.entity_type == "aws_kms_key_policy":
-            return self._orphan_policy_view(address, values, unknown, links, file)
-        policy_values = links.policies.get(base)
+            return self._policy_of_unmanaged_key(address, values, unknown, links, file)
+        base = without_instance_key(address)
+        linked = links.policies.get(base)
         override = None
-        if policy_values is not None:
-            override = policy_values.get("policy")
-            if unresolved(override):
-                override = "${unresolved}"  # not a document: the policy rules say NOT_APPLICABLE
+        if linked is not None:
+            override = linked.get("policy")
+            if override is None or unresolved(override):
+                override = "unresolved"  # not a document: the policy rules say NOT_APPLICABLE
         view = terraform.view_from_values(
             self.entity_type, address, values, file, rules_config(), aliases=links.aliases.get(base, ()),
             policy_override=override, grants=links.grants.get(base, ()), unknown=unknown)
         if view is None or view.kind != "key":
             return view
-        if policy_values is not None and policy_values.get("bypass_policy_lockout_safety_check") is True:
+        if linked is not None and linked.get("bypass_policy_lockout_safety_check") is True:
             view.bypass_lockout = True
         if "tags" in unknown:
             view.tags = None
         if self.graph is None:
-            view.aliases = None  # no graph: the aliases (other resources) cannot be seen
+            view.aliases = None  # without the graph, aliases (other resources) cannot be seen
         return view
 
-    def _orphan_policy_view(self, address: str, values: dict, unknown: dict, links: _Links, file: str):
-        """An aws_kms_key_policy judged on its own when its key is not in this configuration."""
+    def _policy_of_unmanaged_key(self, address: str, values: dict, unknown: dict, links: GraphLinks, file: str):
+        """An aws_kms_key_policy is judged on its key; when its key is not in this configuration
+        (a key managed elsewhere), the policy rules judge it on its own."""
         from kms_iac.rules.adapters import terraform
 
-        target = _reference(values.get("key_id"))
-        if target is not None and _qualify(target, {"__address__": address}) in self._key_addresses(links):
-            return None  # judged on the key it replaces the policy of
-        key_values = {"policy": values.get("policy"),
-                      "bypass_policy_lockout_safety_check": values.get("bypass_policy_lockout_safety_check", False)}
+        target = key_reference(values.get("key_id"))
+        if target is not None and (target if target.startswith("module.") else module_prefix(address) + target) \
+                in links.keys:
+            return None
+        key_values = {k: values[k] for k in ("policy", "bypass_policy_lockout_safety_check") if k in values}
         return terraform.view_from_values("aws_kms_key", address, key_values, file, rules_config(),
                                           unknown={k: True for k in key_values if k in unknown})
-
-    def _key_addresses(self, links: _Links) -> set[str]:
-        if not hasattr(links, "keys"):
-            links.keys = {re.sub(r"\[[^\]]*\]$", "", str(a.get("__address__") or ""))
-                          for a in _graph_nodes(links.graph) if a.get("resource_type") in TF_KEYS}
-        return links.keys
 
 
 def terraform_check(rule_id: str, check_id: str, name: str, category: str,
