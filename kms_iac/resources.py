@@ -242,3 +242,20 @@ class Provider(pulumi.ProviderResource):
 
     def translate_input_property(self, prop: str) -> str:
         return _camel(prop)
+
+
+class CallerIdentity:
+    """What ``get_caller_identity`` returns: the account, Region and partition of the target."""
+
+    def __init__(self, account_id: str, region: str, partition: str) -> None:
+        self.account_id, self.region, self.partition = account_id, region, partition
+
+
+def get_caller_identity_output(opts: Optional[pulumi.InvokeOptions] = None) -> pulumi.Output[CallerIdentity]:
+    """The account the provider's KMS target acts in (the key-policy root account).
+
+    Asked of KMS itself, so it is right for the embedded backend, a server, moto and AWS
+    alike; ``opts.provider`` selects an explicit provider."""
+    opts = pulumi.InvokeOptions.merge(pulumi.InvokeOptions(version=VERSION), opts)
+    result = pulumi.runtime.invoke_output(f"{PACKAGE}:index:getCallerIdentity", {}, opts)
+    return result.apply(lambda r: CallerIdentity(r["accountId"], r["region"], r["partition"]))

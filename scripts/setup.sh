@@ -30,7 +30,7 @@ fi
 
 VENV=.venv
 STAMP="$VENV/.kms-iac-setup"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-32)
+want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -c1-32)
 if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; }; then
   echo "setup: creating $VENV and installing kms-iac with its test tools (first run only)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"

@@ -21,6 +21,8 @@ from pulumi.provider.experimental.provider import (
     DiffResponse,
     GetSchemaRequest,
     GetSchemaResponse,
+    InvokeRequest,
+    InvokeResponse,
     PropertyDiff,
     PropertyDiffKind,
     Provider,
@@ -37,9 +39,10 @@ from kms_iac.provider.resources.base import ResourceHandler
 from kms_iac.provider.resources.hsm_cluster import HsmClusterHandler
 from kms_iac.provider.schema import build_schema
 from kms_iac.provider.spec import check_types, coerce, diff
-from kms_iac.provider.target import Target
+from kms_iac.provider.target import Target, caller_identity
 
 
+GET_CALLER_IDENTITY = "kms-iac:index:getCallerIdentity"
 _TIMINGS = os.environ.get("KMS_IAC_PROVIDER_TIMINGS")  # benchmarks: where to append per-call timings
 
 
@@ -97,6 +100,16 @@ class KmsIacProvider(Provider):
             if self._client is None:
                 self._client = self.target.client()
             return self._client
+
+    # -- functions ---------------------------------------------------------------------
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResponse:
+        """``kms-iac:index:getCallerIdentity``: the account the target acts in, so components
+        can write the account-root statement of a key policy without being told the account."""
+        if request.tok != GET_CALLER_IDENTITY:
+            raise ValueError(f"kms-iac has no function {request.tok}")
+        identity = await asyncio.get_running_loop().run_in_executor(None, caller_identity, self.kms())
+        return InvokeResponse(return_value=wrap_map(identity, set()))
 
     # -- resources ---------------------------------------------------------------------
 

@@ -53,5 +53,11 @@ def build_schema() -> dict:
         "config": {"variables": CONFIG},
         "provider": {"description": "The kms-iac provider.", "inputProperties": CONFIG, "properties": {}},
         "resources": {token: resource_schema(h.spec) for token, h in HANDLERS.items()},
+        "functions": {"kms-iac:index:getCallerIdentity": {
+            "description": "The AWS account, Region and partition the provider's KMS target acts in.",
+            "outputs": {"properties": {"accountId": {"type": "string"}, "region": {"type": "string"},
+                                       "partition": {"type": "string"}},
+                        "required": ["accountId", "region", "partition"]},
+        }},
         "language": {"python": {"packageName": "kms_iac_sdk"}},
     }

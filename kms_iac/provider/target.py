@@ -77,3 +77,27 @@ class Target:
             if creds is None:  # emulators accept any signature; do not fail for want of credentials
                 kwargs.update(aws_access_key_id="kms-iac", aws_secret_access_key="kms-iac")
         return session.client("kms", **kwargs)
+
+
+_PROBE_KEY = "00000000-0000-0000-0000-000000000000"
+
+
+def caller_identity(kms) -> dict[str, str]:
+    """The account, Region and partition a KMS client acts in.
+
+    KMS has no "who am I" call, but every KMS (AWS, the bundled backend, moto) names the
+    full key ARN, account included, when DescribeKey is asked for a key that does not
+    exist; that needs only kms:DescribeKey, which a key-managing pipeline has anyway.
+    """
+    import re
+
+    from botocore.exceptions import ClientError
+
+    try:
+        kms.describe_key(KeyId=_PROBE_KEY)
+    except ClientError as e:
+        m = re.search(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/", e.response.get("Error", {}).get("Message", ""))
+        if m:
+            return {"partition": m.group(1), "region": m.group(2), "accountId": m.group(3)}
+        raise RuntimeError(f"cannot tell the account from KMS: {e}") from None
+    raise RuntimeError("cannot tell the account from KMS: the probe key exists")
