@@ -4,7 +4,6 @@ pack's settings and deletion gate as units, and the real ``pulumi preview --poli
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from kms_iac.rules.config import ConfigError, RulesConfig
 from kms_iac.rules.engine import evaluate
 from kms_iac.rules.pulumi_deletion_gate import key_changes, keys_in_checkpoint
 from kms_iac.rules.pulumi_pack import PackState, plain, stack_rules_config
-from tests.rule_cases import ACCOUNT, CASES, IDENTITY_CASES, Case
+from tests.rule_cases import ACCOUNT, ADMIN_STMT, CASES, IDENTITY_CASES, USER_STMT, Case, policy
 from tests.rules_doors_pulumi import (
     PACK_DIR,
     new_project,
@@ -205,7 +204,7 @@ def test_gate_findings_and_allow_key_deletion(tmp_path) -> None:
              if f.rule == "KMS003"]
     assert {(f.resource, f.status) for f in found} == {("orders", "PASS"), ("billing", "FAIL")}
     fail = next(f for f in found if f.status == "FAIL")
-    assert fail.blocking and "would be deleted by this change: it is removed from the program" in fail.message
+    assert fail.blocking and "would be deleted by this change: it is removed from the program (urn:" in fail.message
     assert state.gate_urns["billing"].endswith("::billing")
     state.configure("dev", {"kms-iac:allowKeyDeletion": "true"}, lambda stack: old)
     fail = next(f for f in state.findings([]) if f.rule == "KMS003" and f.resource == "billing")
@@ -264,14 +263,12 @@ def test_every_case_through_pulumi_preview(tmp_path, pulumi_bin) -> None:
         assert got[c.name] == {"KMS016": c.expect}
 
 
-NO_ROOT_PROGRAM = """
-import json
+NO_ROOT_PROGRAM = f"""
 from kms_iac import resources as kms
 
-statement = {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/KeyAdmin"},
-             "Action": "kms:*", "Resource": "*"}
-key = kms.Key("locked-out", policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
-              enable_key_rotation=True, tags={"tenant": "orders"})
+# administrators and users, but not the account root (KMS001-FAIL-no-root); compliant otherwise
+key = kms.Key("locked-out", policy={json.dumps(json.dumps(policy(ADMIN_STMT, USER_STMT)))},
+              enable_key_rotation=True, tags={{"tenant": "orders"}})
 kms.Alias("locked-out", name="alias/locked-out", target_key_id=key.key_id)
 """
 
@@ -347,8 +344,10 @@ def test_deleting_or_replacing_a_key_is_gated(tmp_path, pulumi_bin) -> None:
     assert run.returncode != 0
     (v,) = run.violations()
     assert v["policyName"] == "kms003-not-scheduled-for-deletion" and v["enforcementLevel"] == "mandatory"
-    assert v["resourceUrn"].endswith("kms-iac:index:Key::billing")
-    assert "KMS003 [HIGH] billing: key would be deleted by this change: it is removed from the program" in v["message"]
+    # the key is gone from the new state, so the engine files the violation under the stack
+    assert v["resourceUrn"].endswith("pulumi:pulumi:Stack::kms-iac-test-test")
+    assert ("KMS003 [HIGH] billing: key would be deleted by this change: it is removed from the program "
+            "(urn:pulumi:test::kms-iac-test::kms-iac:index:Key::billing)") in v["message"]
     assert "kms-iac:allowKeyDeletion" in v["message"]
 
     # a change that replaces a key (key spec) is a deletion of the old key too
@@ -364,8 +363,14 @@ def test_deleting_or_replacing_a_key_is_gated(tmp_path, pulumi_bin) -> None:
     run = preview_with_pack(project, tmp_path)
     assert run.returncode == 0 and run.violations() == [], run.stdout
 
-    # kms-iac:allowKeyDeletion lets it through, up included
+    # pulumi up previews first: the same violation stops it before any step
     keys.write_text(json.dumps({"orders": {}}))
+    up = project.run("up", "--yes", "--policy-pack", str(PACK_DIR), check=False)
+    assert up.returncode != 0 and "kms003-not-scheduled-for-deletion" in up.stdout
+    assert {r["urn"].rsplit("::", 1)[-1] for r in project.resources() if r["type"] == "kms-iac:index:Key"} == {
+        "orders", "billing"}
+
+    # kms-iac:allowKeyDeletion lets it through, up included
     project.run("config", "set", "kms-iac:allowKeyDeletion", "true")
     run = preview_with_pack(project, tmp_path)
     assert run.returncode == 0 and run.violations() == [], run.stdout

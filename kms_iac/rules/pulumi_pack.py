@@ -35,7 +35,6 @@ import dataclasses
 import json
 import os
 import re
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +170,10 @@ class PackState:
             view.pending_deletion = True
             for f in evaluate_view(view, self.config, [rule]):
                 if f.status == FAIL:
-                    verb = "removed from the program" if change.change == "deleted" else "replaced (a new key is created)"
+                    # A deleted key is not in the new state, so the engine files its violation under the
+                    # stack: the message names the key's URN itself.
+                    verb = (f"removed from the program ({change.key.urn})" if change.change == "deleted"
+                            else "replaced (a new key is created)")
                     f = dataclasses.replace(f, message=f"{f.message}: it is {verb}",
                                             suppressed=f.suppressed or allowed)
                     self.gate_urns[view.resource] = change.key.urn
@@ -287,7 +289,3 @@ def serve() -> None:
     pp.PolicyPack(name=PACK_NAME, policies=build_policies(state),
                   description="kms-iac compliance rules KMS001-KMS016 for AWS KMS keys")
 
-
-if __name__ == "__main__":  # pragma: no cover - the pack's __main__.py is the entry point
-    serve()
-    sys.exit(0)
