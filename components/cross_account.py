@@ -10,7 +10,8 @@ import pulumi
 from ._inputs import ComponentInputError, string_list
 from kms_iac import resources as kms
 
-DEFAULT_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "DescribeKey")
+# Operations that take an encryption context, so constraints can apply to every one of them.
+DEFAULT_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext")
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 

@@ -15,11 +15,15 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
+# On the wire an unknown (a value not known until another resource is created) is this
+# string; the SDK's experimental (un)marshalling passes it through as a plain string and
+# cannot marshal its own Computed, so unknowns travel as the string both ways.
+_UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 
 def unwrap(pv: PropertyValue) -> Any:
     v = pv.value
-    if isinstance(v, Computed):
+    if isinstance(v, Computed) or v == _UNKNOWN_SENTINEL:
         return UNKNOWN
     if isinstance(v, tuple):
         return [unwrap(x) for x in v]
@@ -38,7 +42,7 @@ def unwrap_map(props: dict[str, PropertyValue] | None) -> tuple[dict[str, Any], 
 
 def wrap(value: Any, secret: bool = False) -> PropertyValue:
     if value is UNKNOWN:
-        return PropertyValue.computed()
+        return PropertyValue(_UNKNOWN_SENTINEL)  # the SDK cannot marshal its own Computed
     if isinstance(value, bool) or value is None or isinstance(value, str):
         pv = PropertyValue(value)
     elif isinstance(value, (int, float)):

@@ -120,6 +120,9 @@ class KmsIacProvider(Provider):
 
     @staticmethod
     def _handler(token: str) -> ResourceHandler:
+        # The SDK passes the URN's type, which for a child of a component is qualified by its
+        # parents' types ("kms-iac:index:TenantKey$kms-iac:index:Key"): the resource's own is last.
+        token = token.rsplit("$", 1)[-1]
         try:
             return HANDLERS[token]
         except KeyError:
