@@ -3,13 +3,14 @@
 The keys are read through the backend core itself, so the answers are the backend's own,
 byte for byte what the same operations return over HTTP:
 
-- the key list and the alias list go through :meth:`Backend.handle` (ListKeys, ListAliases,
-  paginated), like any request: validated, audited as the account root's calls, and
-  bringing the backend's scheduled work (deletion windows that ended, imported material
-  that expired, rotations due) up to date first, exactly as a server would before answering;
+- the key list goes through :meth:`Backend.handle` (ListKeys, paginated), like any request:
+  validated, audited as the account root's calls, and bringing the backend's scheduled work
+  (deletion windows that ended, imported material that expired, rotations due) up to date
+  first, exactly as a server would before answering;
 - each key's DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags and
   ListGrants answer comes from the same operation functions the dispatcher calls, after
-  the same key-state table, inside one SQLite read transaction. What is skipped per key
+  the same key-state table, inside one SQLite read transaction; the aliases come from the
+  store query ListAliases pages over, read once per account and region. What is skipped per key
   is what costs and does not change the answer here: request validation of parameters
   built right here, authorization (reading the data dir already takes its owner's file
   access), and five audit lines per key. That is what makes a 10,000-key scan take
@@ -120,27 +121,29 @@ def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
     store = backend.store
     scopes = [(a, r) for a, r in store.execute("SELECT DISTINCT account, region FROM keys ORDER BY account, region")
               if not regions or r in regions]
-    # The listings: real, audited requests through the dispatcher.
-    listed: list[tuple[Any, list[str], dict[str, list[str]]]] = []
+    # The key list: real, audited ListKeys requests through the dispatcher.
+    listed: list[tuple[Any, list[str]]] = []
     for account, region in scopes:
         ctx = backend.context(account=account, region=region, user_agent=USER_AGENT)
         ids = [k["KeyId"] for k in _drain(_dispatched(backend, "ListKeys", ctx), "Keys", {"Limit": 1000})]
-        aliases: dict[str, list[str]] = {}
-        for a in _drain(_dispatched(backend, "ListAliases", ctx), "Aliases", {"Limit": 100}):
-            aliases.setdefault(a["TargetKeyId"], []).append(a["AliasName"])
-        listed.append((ctx, ids, aliases))
+        listed.append((ctx, ids))
 
     inv = Inventory()
     now = dt.datetime.now(dt.timezone.utc)
-    total, done = sum(len(ids) for _, ids, _ in listed), 0
+    total, done = sum(len(ids) for _, ids in listed), 0
     if progress:
         progress(0, total)
     with store.lock:
         store.execute("BEGIN")  # one snapshot for every key; WAL readers never block the server's writers
         try:
             store.refresh()
-            for ctx, ids, aliases in listed:
+            for ctx, ids in listed:
                 call = Call(backend, ctx, backend.clock.now(), "DescribeKey")
+                # ListAliases's own query, in one page: its 100-alias pages each rescan the whole
+                # alias table, which makes paging 10,000 aliases quadratic.
+                aliases: dict[str, list[str]] = {}
+                for a in store.list_aliases(ctx.account, ctx.region):
+                    aliases.setdefault(a.key_id, []).append(a.name)
                 for key_id in ids:
                     done += 1
                     if progress and (done % 100 == 0 or done == total):
