@@ -120,6 +120,9 @@ class TenantKey(pulumi.ComponentResource):
                                      policy=self.policy, deletion_window_in_days=window, tags=all_tags,
                                      opts=pulumi.ResourceOptions(parent=self, provider=provider))
             replica_arns[region] = replica.arn
+            # Aliases are regional: the replica gets the same name in its Region (KMS012).
+            kms.Alias(f"{name}-{region}-alias", name=f"alias/{prefix}/{tenant}", target_key_id=replica.key_id,
+                      opts=pulumi.ResourceOptions(parent=self, provider=provider))
         for spec in grant_specs:
             gname = spec.pop("name")
             kms.Grant(f"{name}-grant-{gname}", key_id=key.key_id, name=gname, **spec, opts=child)
