@@ -9,7 +9,6 @@ state in ``.kms-iac/pulumi/``. Running it again is a no-op update.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -38,25 +37,32 @@ def envelope_round_trip(kms, key_id: str, tenant: str) -> bool:
     return AESGCM(key).decrypt(nonce, sealed, None) == payload
 
 
+def deployed_keys(outputs: dict) -> dict[str, str]:
+    """Tenant (or role) -> key ARN, from the stack's outputs."""
+    keys = dict(outputs.get("keys") or {})
+    if outputs.get("signing_key_arn"):
+        keys["platform (signing)"] = outputs["signing_key_arn"]
+    return keys
+
+
 def report(console: Console, data_dir: Path, outputs: dict) -> None:
     kms = embedded_client(data_dir)
     table = Table(title="Tenant keys (deployed by pulumi up)")
-    for col in ("tenant", "alias", "key id", "state", "rotation", "root in policy", "envelope test"):
+    for col in ("tenant", "alias", "key id", "spec", "origin", "state", "rotation", "envelope test"):
         table.add_column(col)
-    for name, arn in sorted(outputs.items()):
-        tenant = name.removesuffix("_key_arn")
+    for tenant, arn in sorted(deployed_keys(outputs).items()):
         md = kms.describe_key(KeyId=arn)["KeyMetadata"]
-        rot = kms.get_key_rotation_status(KeyId=arn)
-        policy = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
-        root = f"arn:aws:iam::{md['AWSAccountId']}:root"
-        root_ok = any(s.get("Effect") == "Allow" and root in json.dumps(s.get("Principal")) for s in policy["Statement"])
         aliases = [a["AliasName"] for a in kms.list_aliases(KeyId=md["KeyId"])["Aliases"]]
-        table.add_row(
-            tenant, ", ".join(aliases), md["KeyId"], md["KeyState"],
-            f"every {rot['RotationPeriodInDays']} days" if rot["KeyRotationEnabled"] else "[red]off[/red]",
-            "[green]yes[/green]" if root_ok else "[red]missing[/red]",
-            "[green]ok[/green]" if envelope_round_trip(kms, md["KeyId"], tenant) else "[red]FAILED[/red]",
-        )
+        symmetric = md["KeySpec"] == "SYMMETRIC_DEFAULT"
+        if symmetric and md["Origin"] == "AWS_KMS":
+            rot = kms.get_key_rotation_status(KeyId=arn)
+            rotation = f"every {rot['RotationPeriodInDays']} days" if rot["KeyRotationEnabled"] else "[red]off[/red]"
+        else:
+            rotation = "n/a"
+        envelope = ("[green]ok[/green]" if envelope_round_trip(kms, md["KeyId"], tenant) else "[red]FAILED[/red]") \
+            if symmetric else "n/a (signing)"
+        table.add_row(tenant, ", ".join(aliases), md["KeyId"], md["KeySpec"], md["Origin"], md["KeyState"], rotation,
+                      envelope)
     console.print(table)
 
 
@@ -70,7 +76,7 @@ def compliance_report(console: Console, data_dir: Path, outputs: dict) -> int:
     from kms_iac.rules.fleet import evaluate_fleet
     from kms_iac.rules.report import print_text
 
-    deployed = set(outputs.values())
+    deployed = set(deployed_keys(outputs).values())
     inventory = scan_data_dir(data_dir, backend=shared_backend(data_dir))  # this process's embedded backend
     views = [v for v in inventory.keys if v.arn in deployed]
     findings = evaluate_fleet(views, load_config(ROOT))
@@ -88,10 +94,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="local")
     args = parser.parse_args()
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=150)  # logs: no wrapping at 80 columns
     state_root = ROOT / ".kms-iac"
     data_dir = state_root / "data"
-    console.print("[bold]kms-iac main job[/bold]: pulumi up of the multi-tenant example on the embedded local backend")
+    console.print("[bold]kms-iac main job[/bold]: pulumi up of the multi-tenant fleet (examples/multi_tenant/tenants.yaml) "
+                  "on the embedded local backend")
     project = PulumiProject(state_root / "pulumi", pulumi_bin_dir(), stack=args.stack, project_dir=ROOT,
                             config={"kms-iac:target": "local", "kms-iac:dataDir": str(data_dir)})
     up = project.run("up", "--yes", "--skip-preview", check=False)
