@@ -139,6 +139,14 @@ def test_an_unknown_value_never_fails_a_rule(prop) -> None:
         assert not new_fails, (case.name, prop, new_fails)
 
 
+def test_declared_enablement_wins_over_the_old_key_state() -> None:
+    """A preview of an update that disables a key still carries the old keyState."""
+    got = verdicts([res("kms-iac:index:Key", "k", isEnabled=False, keyState="Enabled", keyId="k-1")])["k"]
+    assert got["KMS008"] == "FAIL"
+    got = verdicts([res("kms-iac:index:ExternalKey", "x", isEnabled=True, keyState="PendingImport")])["x"]
+    assert got["KMS008"] == "NOT_APPLICABLE"
+
+
 def test_engine_unknown_policy_is_unresolved_not_a_failure() -> None:
     got = verdicts([res("kms-iac:index:Key", "k", policy=ENGINE_UNKNOWN_STRING, isEnabled=ENGINE_UNKNOWN_BOOL)])["k"]
     for r in ("KMS001", "KMS004", "KMS005", "KMS006", "KMS013", "KMS008"):

@@ -209,7 +209,9 @@ def key_view(res: PulumiResource, account: str | None = None, now: dt.datetime |
         key_spec=SYMMETRIC if key_spec is None else _known(key_spec),
         key_usage="ENCRYPT_DECRYPT" if usage is None else _known(usage),
         origin=origin, custom_key_store_id=custom_store,
-        key_state=state if isinstance(state, str) and state else None,
+        # Enabled/Disabled in the state is what isEnabled sets; during a preview of an update the
+        # old state's keyState is still there, so the declared isEnabled is what counts.
+        key_state=state if isinstance(state, str) and state not in ("", "Enabled", "Disabled") else None,
         # pulumi-aws spells it isEnabled on keys and enabled on external and replica keys
         enabled=_bool(res.get("isEnabled", "enabled"), True),
         policy=policy, policy_unresolved=unresolved,
