@@ -61,6 +61,7 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {}
+_all_imported = False
 
 
 def rule(id: str, *, title: str, severity: str, rationale: str, remediation: str,
@@ -78,11 +79,14 @@ def rule(id: str, *, title: str, severity: str, rationale: str, remediation: str
 
 
 def all_rules() -> list[Rule]:
-    """Every rule, in id order (the check modules are imported on first use)."""
-    if not RULES:
+    """Every rule, in id order (the check modules are imported on first use; importing one
+    check module directly first must not leave the others out)."""
+    global _all_imported
+    if not _all_imported:
         from kms_iac.rules import checks
         for mod in sorted(pkgutil.iter_modules(checks.__path__), key=lambda m: m.name):
             importlib.import_module(f"{checks.__name__}.{mod.name}")
+        _all_imported = True
     return [RULES[k] for k in sorted(RULES)]
 
 
