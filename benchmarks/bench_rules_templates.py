@@ -13,9 +13,12 @@ asymmetric keys, some multi-Region, short deletion windows) is judged by
       rotation, CKV_AWS_33 wildcard principal) and kms-iac's CKV_KMSIAC_1..16.
 
 Three interleaved rounds (kms-iac subprocess, kms-iac in-process, checkov, repeated), the
-median of each, and the ratio checkov / kms-iac (goal: kms-iac at least 20x faster).
-Both sides' outputs are checked for the expected number of results, so a tool that fails
-fast is not mistaken for a fast one.
+median of each, and the ratio checkov / kms-iac (goal: kms-iac at least 20x faster). Wall
+time and CPU time (user+sys of the child process, or of this process in-process) are both
+reported: on a shared machine the CPU figures are the steadier ones. Both sides' outputs
+are checked for the expected number of results, so a tool that fails fast is not mistaken
+for a fast one, and kms-iac's verdicts are compared with checkov's CKV_KMSIAC verdicts key
+by key (they must agree: the checks are the same rules).
 
     .venv/bin/python benchmarks/bench_rules_templates.py [--keys 1000] [--rounds 3] [--format json|yaml]
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -125,13 +129,17 @@ def write_template(n: int, fmt: str, work: Path) -> Path:
 
 # --- the runs --------------------------------------------------------------------------
 
-def _timed(fn):
-    t0 = time.perf_counter()
+def _timed(fn, children: bool = True):
+    """(wall seconds, CPU seconds, fn()); CPU of the child processes fn waited for, or of this process."""
+    def cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+    c0, t0 = cpu(), time.perf_counter()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, cpu() - c0, out
 
 
-def kms_iac_subprocess(path: Path, work: Path) -> tuple[float, int]:
+def kms_iac_subprocess(path: Path, work: Path) -> tuple[float, float, int]:
     out = work / "kms-iac.json"
 
     def run():
@@ -144,7 +152,7 @@ def kms_iac_subprocess(path: Path, work: Path) -> tuple[float, int]:
     return _timed(run)
 
 
-def kms_iac_in_process(path: Path) -> tuple[float, int]:
+def kms_iac_in_process(path: Path) -> tuple[float, float, int]:
     from kms_iac.rules.adapters.cloudformation import load_template, views_from_template
     from kms_iac.rules.config import RulesConfig
     from kms_iac.rules.engine import evaluate
@@ -152,15 +160,15 @@ def kms_iac_in_process(path: Path) -> tuple[float, int]:
     def run():
         doc = load_template(path)
         return len(evaluate(views_from_template(doc, str(path), RulesConfig())))
-    return _timed(run)
+    return _timed(run, children=False)
 
 
-def checkov_run(path: Path, work: Path) -> tuple[float, int]:
+def checkov_run(path: Path, work: Path) -> tuple[float, float, int]:
     from kms_iac.cli.checkov import checkov_command, checkov_env
 
     out = work / "checkov"
     cmd = checkov_command(["-f", str(path), "--framework", "cloudformation", "--check", CHECKOV_CHECKS,
-                           "-o", "json", "--output-file-path", str(out), "--compact", "--quiet"])
+                           "-o", "json", "--output-file-path", str(out), "--compact"])
 
     def run():
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=checkov_env())
@@ -183,30 +191,53 @@ def main() -> None:
         (work / "kms-iac.yaml").write_text("{}\n")  # the defaults, for both tools
         path = write_template(args.keys, args.format, work)
         print(f"template: {args.keys} keys, {args.format}, {path.stat().st_size / 1e6:.1f} MB")
-        times: dict[str, list[float]] = {"kms-iac scan template (subprocess)": [], "kms-iac engine (in-process)": [],
-                                         "checkov (KMS checks only)": []}
+        names = ("kms-iac scan template (subprocess)", "kms-iac engine (in-process)", "checkov (KMS checks only)")
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
         counts: dict[str, int] = {}
         for r in range(args.rounds):
-            for name, fn in (("kms-iac scan template (subprocess)", lambda: kms_iac_subprocess(path, work)),
-                             ("kms-iac engine (in-process)", lambda: kms_iac_in_process(path)),
-                             ("checkov (KMS checks only)", lambda: checkov_run(path, work))):
-                t, n = fn()
-                times[name].append(t)
+            for name, fn in zip(names, (lambda: kms_iac_subprocess(path, work), lambda: kms_iac_in_process(path),
+                                        lambda: checkov_run(path, work))):
+                t, c, n = fn()
+                wall[name].append(t)
+                cpu[name].append(c)
                 counts[name] = n
-                print(f"  round {r + 1}: {name:38s} {t:8.3f} s  ({n} results)", flush=True)
-        # kms-iac reports every rule for every key (PASS/FAIL/NOT_APPLICABLE); checkov reports
+                print(f"  round {r + 1}: {name:38s} {t:8.3f} s wall {c:8.3f} s CPU  ({n} results)", flush=True)
+        # kms-iac reports every key rule for every key (PASS/FAIL/NOT_APPLICABLE); checkov reports
         # passed+failed for its checks that apply. Both must have judged every key.
         assert counts["kms-iac engine (in-process)"] == 15 * args.keys, counts
         assert counts["checkov (KMS checks only)"] >= 10 * args.keys, counts
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"\nmedians of {args.rounds} interleaved rounds:")
-        for k, v in med.items():
-            print(f"  {k:38s} {v:8.3f} s   {args.keys / v:10.0f} keys/s")
-        base = med["checkov (KMS checks only)"]
-        print(f"\ncheckov / kms-iac scan template (subprocess): {base / med['kms-iac scan template (subprocess)']:.1f}x")
-        print(f"checkov / kms-iac engine (in-process):       {base / med['kms-iac engine (in-process)']:.1f}x")
+        agree, differ = compare(work / "kms-iac.json", work / "checkov" / "results_json.json")
+        print(f"\nverdicts: kms-iac and checkov's CKV_KMSIAC checks agree on {agree} (key, rule) pairs, differ on "
+              f"{len(differ)}" + (f": {differ[:5]}" if differ else ""))
+        print(f"\nmedians of {args.rounds} interleaved rounds ({os.cpu_count()} CPUs, load average "
+              f"{os.getloadavg()[0]:.1f}):")
+        for k in names:
+            mw, mc = statistics.median(wall[k]), statistics.median(cpu[k])
+            print(f"  {k:38s} {mw:8.3f} s wall {mc:8.3f} s CPU {args.keys / mw:8.0f} keys/s")
+        ck = names[2]
+        for k in names[:2]:
+            print(f"checkov / {k}: {statistics.median(wall[ck]) / statistics.median(wall[k]):5.1f}x wall, "
+                  f"{statistics.median(cpu[ck]) / statistics.median(cpu[k]):5.1f}x CPU")
         print("goal: kms-iac >= 20x faster than checkov")
+        if differ:
+            raise SystemExit("kms-iac and checkov disagree")
 
+
+def compare(kms_iac_json: Path, checkov_json: Path) -> tuple[int, list]:
+    """(pairs agreeing, pairs differing) between kms-iac's findings and checkov's CKV_KMSIAC records.
+    checkov leaves out what does not apply (UNKNOWN); kms-iac says NOT_APPLICABLE."""
+    mine = {(f["resource"], f["rule"]): f["status"] for f in json.loads(kms_iac_json.read_text())["findings"]}
+    results = json.loads(checkov_json.read_text())["results"]
+    theirs = {}
+    for kind, status in (("passed_checks", "PASS"), ("failed_checks", "FAIL")):
+        for rec in results.get(kind, []):
+            if rec["check_id"].startswith("CKV_KMSIAC_"):
+                rule = f"KMS{int(rec['check_id'].rsplit('_', 1)[1]):03d}"
+                theirs[(rec["resource"].split(".", 1)[1], rule)] = status
+    differ = [(k, mine.get(k), theirs.get(k, "NOT_APPLICABLE")) for k in sorted(set(mine) | set(theirs))
+              if mine.get(k) != theirs.get(k, "NOT_APPLICABLE")]
+    return len(set(mine) | set(theirs)) - len(differ), differ
 
 if __name__ == "__main__":
     main()
