@@ -111,3 +111,18 @@ def embedded_client(
     responder = _Responder(backend)
     client.meta.events.register_first("before-send.kms", responder)
     return client
+
+
+def embedded_session(data_dir: Path | str | None = None, *, account: str = DEFAULT_ACCOUNT,
+                     region: str = DEFAULT_REGION) -> botocore.session.Session:
+    """A botocore session whose KMS clients are answered by the local backend in-process.
+
+    For libraries that create their own clients from a session (the AWS Encryption SDK's
+    key providers take ``botocore_session=``)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    session.set_credentials("AKIAKMSIACEMBEDDED01", "kms-iac-embedded")
+    session.set_config_variable("region", region)
+    session.get_component("event_emitter").register_first("before-send.kms", _Responder(shared_backend(data_dir, account, region)))
+    return session
