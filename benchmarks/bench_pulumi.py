@@ -43,20 +43,21 @@ for i in range(n):
 """
 
 
-def run(n: int, pulumi_bin: Path, skip_checkpoints: bool = False) -> dict:
+def run(n: int, pulumi_bin: Path, skip_checkpoints: bool = False, program: str = PROGRAM,
+        resources_per_tenant: int = 2) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"kms-bench-pulumi-{n}-"))
     timings = work / "provider-timings.jsonl"
     project = PulumiProject(work, pulumi_bin, config={"kms-iac:target": "local", "kms-iac:dataDir": str(work / "kms"),
                                                       "tenants": str(n)},
                             env={"KMS_IAC_PROVIDER_TIMINGS": str(timings),
                                  **({"PULUMI_SKIP_CHECKPOINTS": "true"} if skip_checkpoints else {})})
-    project.write_program(PROGRAM)
+    project.write_program(program)
     start = time.perf_counter()
     project.up()
     wall = time.perf_counter() - start
     calls = [json.loads(l) for l in timings.read_text().splitlines()] if timings.exists() else []
     busy = _union_seconds([(c["start"], c["end"]) for c in calls])
-    resources = 2 * n
+    resources = resources_per_tenant * n
     return {"tenants": n, "resources": resources, "wall_s": wall, "ms_per_resource": wall / resources * 1000,
             "provider_busy_s": busy, "provider_share": busy / wall, "provider_calls": len(calls),
             "provider_call_seconds_sum": sum(c["end"] - c["start"] for c in calls)}
