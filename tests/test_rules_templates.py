@@ -14,6 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from click.testing import CliRunner
+
+from kms_iac.cli.main import cli
 from kms_iac.rules.adapters.cloudformation import (
     TemplateError, load_template, view_from_resource, views_from_template,
 )
@@ -23,9 +26,13 @@ from kms_iac.rules.engine import evaluate
 from kms_iac.rules.view import PLACEHOLDER_ACCOUNT, IdentityPolicyView, KeyView
 from tests.rule_cases import ACCOUNT, CASES, GOOD_POLICY, IDENTITY_CASES, PARTNER, by_name, policy, stmt
 from tests.rules_doors_templates import (
-    _Res, _key_res, plan_document, render_cfn, render_tf_plan, scan_template, to_cfn_yaml,
+    ScanRun, _Res, _key_res, plan_document, render_cfn, render_tf_plan, scan_template, to_cfn_yaml,
     verdicts_via_cloudformation, verdicts_via_terraform,
 )
+
+# One worker for the module under xdist's loadgroup: the three corpus scans (module fixtures)
+# run once instead of once per worker.
+pytestmark = pytest.mark.xdist_group("rules_templates")
 
 POLICY_RULES = ("KMS001", "KMS004", "KMS005", "KMS006", "KMS013")
 CFN_CASES = [c for c in CASES if "cloudformation" in c.doors]
@@ -238,6 +245,11 @@ def test_account_inference_for_hard_coded_templates() -> None:
     assert {v.account for v in views.values()} == {ACCOUNT}
     by_rule = {f.rule: f.status for f in evaluate([views["KMS005FAILPartnerUnconditioned"]])}
     assert by_rule["KMS001"] == "PASS" and by_rule["KMS005"] == "FAIL"
+    # AWS::AccountId elsewhere in the template (a bucket name) does not make the literal policy foreign.
+    doc["Resources"]["Logs"] = {"Type": "AWS::S3::Bucket", "Properties": {
+        "BucketName": {"Fn::Sub": "logs-${AWS::AccountId}"}}}
+    views = {v.resource: v for v in views_from_template(doc, None, RulesConfig())}
+    assert views["CompliantBaseline"].account == ACCOUNT
     # The same template said to deploy elsewhere: its hard-coded root is now foreign.
     other = {v.resource: v for v in views_from_template(doc, None, config_from_dict({"account": "999988887777"}))}
     assert {f.rule: f.status for f in evaluate([other["CompliantBaseline"]])}["KMS001"] == "FAIL"
@@ -308,6 +320,28 @@ def test_arbitrary_property_values_never_crash(value) -> None:
             evaluate([view])
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+    | st.sampled_from(["AWS::AccountId", "AWS::NoValue", "AppRoleName", "KeyAdminRole", "KeyAdminRole.Arn", "${AWS::AccountId}"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
+        ["Ref", "Fn::Sub", "Fn::GetAtt", "Fn::Join", "Fn::Select", "Fn::If", "Type", "Properties", "Statement",
+         "Principal", "AWS", "Default", "RoleName"]) | st.text(max_size=5), inner, max_size=3), max_leaves=10))
+def test_damaged_templates_never_crash(slot, junk) -> None:
+    """Any part of a rendered template replaced by anything: views or a TemplateError."""
+    doc = render_cfn([by_name(n) for n in ("compliant-baseline", "KMS001-PASS-bare-account-id", "KMS005-PASS-partner-via-service")],
+                     IDENTITY_CASES[:3])
+    slots = _slots(doc, [])
+    container, key = slots[slot % len(slots)]
+    container[key] = junk
+    try:
+        views = views_from_template(doc, None, RulesConfig())
+    except TemplateError:
+        return
+    for view in views:
+        evaluate([view])
+
+
 # --- Terraform plans ------------------------------------------------------------------------
 
 _PLAN_WORDS = ["planned_values", "root_module", "resources", "child_modules", "values", "address", "type", "name",
@@ -335,7 +369,7 @@ def _damaged_plan_base() -> dict:
     return plan_document([r for i, c in enumerate(cases) for r in _key_res(c, i)], deleted=_key_res(gone, 3))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0), _JUNK)
 def test_damaged_plans_never_crash(slot, junk) -> None:
     """Any part of a plan replaced by anything: views or a PlanError, never another exception."""
@@ -499,6 +533,16 @@ def mixed(tmp_path) -> Path:
     return infra
 
 
+def cli_scan(*args) -> ScanRun:
+    """``kms-iac scan template ARGS`` in-process (click's runner): the same command as the
+    subprocess, without an interpreter start per call. An exception other than the exit is
+    raised: the user would have seen a traceback."""
+    result = CliRunner().invoke(cli, ["scan", "template", *map(str, args)])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return ScanRun(result.exit_code, result.stdout, result.stderr)
+
+
 def _one_error_line(run) -> str:
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2, (run.returncode, run.stdout, run.stderr)
@@ -507,24 +551,24 @@ def _one_error_line(run) -> str:
 
 
 def test_directory_scan_text_and_show_passed(mixed) -> None:
-    run = scan_template(mixed)
+    run = cli_scan(mixed)
     assert run.returncode == 1, run.stderr
     assert "KMS002FAILRotationOff" in run.stdout and "aws_kms_key.KMS007-FAIL-window-7-days" in run.stdout
     assert "CompliantBaseline" in run.stdout and "compliant" in run.stdout and "PASS" not in run.stdout
     assert "3 resource(s)" in run.stdout
-    shown = scan_template(mixed, "--show-passed")
+    shown = cli_scan(mixed, "--show-passed")
     assert "PASS" in shown.stdout and "NOT_APPLICABLE" in shown.stdout
 
 
 def test_sarif_and_junit(mixed, tmp_path) -> None:
-    run = scan_template(mixed, "--format", "sarif")
+    run = cli_scan(mixed, "--format", "sarif")
     sarif = json.loads(run.stdout)
     results = sarif["runs"][0]["results"]
     assert {r["ruleId"] for r in results} == {"KMS002", "KMS007"}
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
     assert uris == {str(mixed / "cfn" / "keys.template"), str(mixed / "tf" / "keys.tfplan.json")}
     out = tmp_path / "report.xml"
-    run = scan_template(mixed, "--format", "junit", "-o", out)
+    run = cli_scan(mixed, "--format", "junit", "-o", out)
     assert run.returncode == 1 and run.stdout == ""
     suites = ET.fromstring(out.read_text().split("\n", 1)[1])
     assert suites.get("failures") == "2"
@@ -537,10 +581,10 @@ def test_exit_statuses_and_fail_on(mixed, tmp_path) -> None:
     clean.write_text(json.dumps(render_cfn([by_name("compliant-baseline")], IDENTITY_CASES[2:])))
     assert scan_template(clean).returncode == 0
     assert scan_template(mixed, "--fail-on", "LOW").returncode == 1
-    assert scan_template(mixed, "--fail-on", "medium").returncode == 1  # KMS002 is MEDIUM
-    assert scan_template(mixed, "--fail-on", "HIGH").returncode == 0
+    assert cli_scan(mixed, "--fail-on", "medium").returncode == 1  # KMS002 is MEDIUM
+    assert cli_scan(mixed, "--fail-on", "HIGH").returncode == 0
     (tmp_path / "sev.yaml").write_text("severities: {KMS002: CRITICAL}\n")
-    assert scan_template(mixed, "--fail-on", "CRITICAL", "--config", tmp_path / "sev.yaml").returncode == 1
+    assert cli_scan(mixed, "--fail-on", "CRITICAL", "--config", tmp_path / "sev.yaml").returncode == 1
 
 
 def test_config_found_upward_with_suppressions(mixed) -> None:
@@ -548,15 +592,17 @@ def test_config_found_upward_with_suppressions(mixed) -> None:
         "min_deletion_window_days: 7\n"
         "suppressions:\n"
         "  - rule: KMS002\n    resource: KMS002*\n    reason: rotation handled by the HSM team\n    expires: 2999-01-01\n")
-    run = scan_template(mixed / "cfn", mixed / "tf", "--format", "json")
+    run = cli_scan(mixed / "cfn", mixed / "tf", "--format", "json")
     assert run.returncode == 0, run.stdout
     by = {(f["resource"], f["rule"]): f for f in run.findings}
     assert by[("KMS002FAILRotationOff", "KMS002")]["suppressed"] == "rotation handled by the HSM team"
     assert by[("aws_kms_key.KMS007-FAIL-window-7-days", "KMS007")]["status"] == "PASS"
-    text = scan_template(mixed / "cfn", "--show-passed")
+    twice = cli_scan(mixed / "cfn", mixed / "cfn" / "keys.template", "--format", "json")
+    assert len(twice.findings) == 2 * 15  # two keys, fifteen key rules each: the file is scanned once
+    text = cli_scan(mixed / "cfn", "--show-passed")
     assert "(suppressed)" in text.stdout
     (mixed.parent / "kms-iac.yaml").write_text("suppressions:\n  - {rule: KMS002, resource: x}\n")
-    assert "needs a reason" in _one_error_line(scan_template(mixed))
+    assert "needs a reason" in _one_error_line(cli_scan(mixed))
 
 
 BAD_INPUTS = {
@@ -581,24 +627,24 @@ def test_bad_inputs_are_one_error_line(tmp_path, name) -> None:
         path.write_bytes(content)
     elif content is not None:
         path.write_text(content)
-    line = _one_error_line(scan_template(path))
+    line = _one_error_line(cli_scan(path))
     assert message in line and str(path) in line
 
 
 def test_bad_invocations(tmp_path, mixed) -> None:
     assert "at least one" in _one_error_line(scan_template())
     (tmp_path / "empty").mkdir()
-    assert "nothing to scan" in _one_error_line(scan_template(tmp_path / "empty"))
+    assert "nothing to scan" in _one_error_line(cli_scan(tmp_path / "empty"))
     (mixed / "cfn" / "broken.yaml").write_text("AWSTemplateFormatVersion: '2010-09-09'\nResources: [\n")
-    assert "broken.yaml: not valid YAML" in _one_error_line(scan_template(mixed))  # a broken template is not skipped
-    assert "cannot write" in _one_error_line(scan_template(mixed / "tf", "-o", tmp_path / "no" / "dir" / "r.txt"))
-    assert "cannot read" in _one_error_line(scan_template(mixed / "tf", "--config", tmp_path / "none.yaml"))
+    assert "broken.yaml: not valid YAML" in _one_error_line(cli_scan(mixed))  # a broken template is not skipped
+    assert "cannot write" in _one_error_line(cli_scan(mixed / "tf", "-o", tmp_path / "no" / "dir" / "r.txt"))
+    assert "cannot read" in _one_error_line(cli_scan(mixed / "tf", "--config", tmp_path / "none.yaml"))
 
 
 def test_templates_without_keys_scan_clean(tmp_path) -> None:
     path = tmp_path / "bucket.yaml"
     path.write_text("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  B: {Type: AWS::S3::Bucket}\n")
-    run = scan_template(path, "--format", "json")
+    run = cli_scan(path, "--format", "json")
     assert (run.returncode, run.findings) == (0, [])
 
 

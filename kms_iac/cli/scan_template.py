@@ -54,8 +54,12 @@ def collect_views(paths: tuple[Path, ...], config) -> tuple[list, int]:
 
     views: list = []
     scanned = 0
+    seen: set[Path] = set()
     for root in paths:
         for file, named in _files(root):
+            if file.resolve() in seen:  # named twice (a file and its directory): scanned once
+                continue
+            seen.add(file.resolve())
             try:
                 doc = load_template(file)
             except TemplateError as e:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 # Keys checkov's CloudFormation parser adds to every mapping; never part of the template.
@@ -41,6 +41,11 @@ NO_VALUE = _NoValue()
 _IAM_PATHS = {"AWS::IAM::Role": ("role", "RoleName"), "AWS::IAM::User": ("user", "UserName"),
               "AWS::IAM::Group": ("group", "GroupName")}
 _KEY_TYPES = frozenset({"AWS::KMS::Key", "AWS::KMS::ReplicaKey"})
+
+
+def _type(resource: dict) -> str:
+    rtype = resource.get("Type")
+    return rtype if isinstance(rtype, str) else ""
 
 
 def clean(mapping: dict) -> dict:
@@ -83,9 +88,31 @@ class Resolver:
     account: str
     region: str = PLACEHOLDER_REGION
     partition: str = "aws"
+    _active: set = field(default_factory=set, repr=False)  # parameters/resources being resolved
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic replaced by its value; raises :class:`Unresolved`."""
+        try:
+            return self._resolve(value)
+        except RecursionError:
+            raise Unresolved("nested too deeply") from None
+
+    def _cycle_guard(self, name: str):
+        """Refuses a parameter or resource that refers back to itself (a template error)."""
+        outer = self
+
+        class _Guard:
+            def __enter__(self) -> None:
+                if name in outer._active:
+                    raise Unresolved(f"{name} refers to itself")
+                outer._active.add(name)
+
+            def __exit__(self, *exc) -> None:
+                outer._active.discard(name)
+
+        return _Guard()
+
+    def _resolve(self, value: Any) -> Any:
         call = intrinsic(value)
         if call is not None:
             name, arg = call
@@ -96,12 +123,12 @@ class Resolver:
         if isinstance(value, dict):
             out = {}
             for k, v in clean(value).items():
-                r = self.resolve(v)
+                r = self._resolve(v)
                 if r is not NO_VALUE:
                     out[k] = r
             return out
         if isinstance(value, list):
-            return [r for r in (self.resolve(v) for v in value) if r is not NO_VALUE]
+            return [r for r in (self._resolve(v) for v in value) if r is not NO_VALUE]
         return value
 
     def resolve_or(self, value: Any, default: Any) -> Any:
@@ -113,8 +140,8 @@ class Resolver:
     def _functions(self) -> dict[str, Callable[[Any], Any]]:
         return {"Ref": self._ref, "Fn::GetAtt": self._get_att, "Fn::Sub": self._sub, "Fn::Join": self._join,
                 "Fn::Select": self._select, "Fn::Split": self._split, "Fn::FindInMap": self._find_in_map,
-                "Fn::Base64": self._base64, "Fn::ToJsonString": lambda a: json.dumps(self.resolve(a)),
-                "Fn::Length": lambda a: len(self._as_list(self.resolve(a), "Fn::Length"))}
+                "Fn::Base64": self._base64, "Fn::ToJsonString": lambda a: json.dumps(self._resolve(a)),
+                "Fn::Length": lambda a: len(self._as_list(self._resolve(a), "Fn::Length"))}
 
     # -- Ref and GetAtt -------------------------------------------------------------
 
@@ -136,13 +163,14 @@ class Resolver:
                 raise Unresolved(f"parameter {name} is read from SSM at deployment")
             if "Default" not in param:
                 raise Unresolved(f"parameter {name} has no Default")
-            default = self.resolve(param["Default"])
+            with self._cycle_guard(name):
+                default = self._resolve(param["Default"])
             ptype = str(param.get("Type", ""))
             if isinstance(default, str) and (ptype == "CommaDelimitedList" or ptype.startswith("List<")):
                 return [s.strip() for s in default.split(",")]
             return default
         resource = self._resource(name)
-        rtype = resource.get("Type")
+        rtype = _type(resource)
         if rtype in _KEY_TYPES:
             return name  # the key id stand-in KeyView.key_arn uses
         if rtype in _IAM_PATHS:
@@ -163,11 +191,17 @@ class Resolver:
 
     def _iam_name(self, logical_id: str, resource: dict, name_prop: str | None = None) -> str:
         name_prop = name_prop or _IAM_PATHS[resource["Type"]][1]
-        name = self.resolve(self._properties(resource).get(name_prop, logical_id))
+        with self._cycle_guard(logical_id):
+            name = self._resolve(self._properties(resource).get(name_prop, logical_id))
+        if not isinstance(name, (str, int)):
+            raise Unresolved(f"{logical_id}.{name_prop} is not a name")
         return str(name)
 
     def _iam_arn(self, logical_id: str, resource: dict, kind: str, name_prop: str) -> str:
-        path = self.resolve(self._properties(resource).get("Path", "/")) or "/"
+        with self._cycle_guard(logical_id):
+            path = self._resolve(self._properties(resource).get("Path", "/")) or "/"
+        if not isinstance(path, str):
+            raise Unresolved(f"{logical_id}.Path is not a path")
         name = self._iam_name(logical_id, resource, name_prop)
         return f"arn:{self.partition}:iam::{self.account}:{kind}{path}{name}"
 
@@ -175,11 +209,11 @@ class Resolver:
         if isinstance(arg, str):
             logical_id, _, attr = arg.partition(".")
         elif isinstance(arg, list) and len(arg) == 2:
-            logical_id, attr = arg[0], self.resolve(arg[1])
+            logical_id, attr = arg[0], self._resolve(arg[1])
         else:
             raise Unresolved(f"Fn::GetAtt {arg!r} is malformed")
         resource = self._resource(str(logical_id))
-        rtype = resource.get("Type")
+        rtype = _type(resource)
         if rtype in _IAM_PATHS and attr == "Arn":
             kind, name_prop = _IAM_PATHS[rtype]
             return self._iam_arn(logical_id, resource, kind, name_prop)
@@ -193,10 +227,10 @@ class Resolver:
 
     def _sub(self, arg: Any) -> str:
         if isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict):
-            text, variables = arg[0], {k: self.resolve(v) for k, v in clean(arg[1]).items()}
+            text, variables = arg[0], {k: self._resolve(v) for k, v in clean(arg[1]).items()}
         else:
             text, variables = arg, {}
-        text = self.resolve(text)
+        text = self._resolve(text)
         if not isinstance(text, str):
             raise Unresolved(f"Fn::Sub of {text!r}, not a string")
 
@@ -219,8 +253,8 @@ class Resolver:
     def _join(self, arg: Any) -> str:
         if not (isinstance(arg, list) and len(arg) == 2):
             raise Unresolved(f"Fn::Join {arg!r} is malformed")
-        delimiter = self.resolve(arg[0])
-        items = self._as_list(self.resolve(arg[1]), "Fn::Join")
+        delimiter = self._resolve(arg[0])
+        items = self._as_list(self._resolve(arg[1]), "Fn::Join")
         if any(isinstance(i, (list, dict)) for i in items):
             raise Unresolved("Fn::Join over values that are not strings")
         return str(delimiter).join(str(i) for i in items)
@@ -229,10 +263,10 @@ class Resolver:
         if not (isinstance(arg, list) and len(arg) == 2):
             raise Unresolved(f"Fn::Select {arg!r} is malformed")
         try:
-            index = int(self.resolve(arg[0]))
+            index = int(self._resolve(arg[0]))
         except (TypeError, ValueError):
             raise Unresolved(f"Fn::Select index {arg[0]!r} is not a number") from None
-        items = self._as_list(self.resolve(arg[1]), "Fn::Select")
+        items = self._as_list(self._resolve(arg[1]), "Fn::Select")
         if not 0 <= index < len(items):
             raise Unresolved(f"Fn::Select index {index} is outside a list of {len(items)}")
         return items[index]
@@ -240,7 +274,7 @@ class Resolver:
     def _split(self, arg: Any) -> list[str]:
         if not (isinstance(arg, list) and len(arg) == 2):
             raise Unresolved(f"Fn::Split {arg!r} is malformed")
-        delimiter, text = self.resolve(arg[0]), self.resolve(arg[1])
+        delimiter, text = self._resolve(arg[0]), self._resolve(arg[1])
         if not isinstance(delimiter, str) or not isinstance(text, str):
             raise Unresolved("Fn::Split needs a string delimiter and a string")
         return text.split(delimiter)
@@ -248,16 +282,16 @@ class Resolver:
     def _find_in_map(self, arg: Any) -> Any:
         if not (isinstance(arg, list) and len(arg) >= 3):
             raise Unresolved(f"Fn::FindInMap {arg!r} is malformed")
-        names = [self.resolve(a) for a in arg[:3]]
+        names = [self._resolve(a) for a in arg[:3]]
         node: Any = self._section("Mappings")
         for name in names:
             if not isinstance(node, dict) or str(name) not in node:
                 raise Unresolved(f"Fn::FindInMap {'/'.join(map(str, names))} is not in Mappings")
             node = node[str(name)]
-        return self.resolve(node)
+        return self._resolve(node)
 
     def _base64(self, arg: Any) -> str:
-        text = self.resolve(arg)
+        text = self._resolve(arg)
         if not isinstance(text, str):
             raise Unresolved("Fn::Base64 of a value that is not a string")
         return base64.b64encode(text.encode()).decode()

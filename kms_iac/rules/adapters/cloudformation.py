@@ -13,10 +13,13 @@ Properties CloudFormation defaults are given their defaults: no ``KeyPolicy`` is
 KMS default key policy, ``EnableKeyRotation`` false, ``PendingWindowInDays`` 30,
 ``Enabled`` true, ``KeySpec`` SYMMETRIC_DEFAULT, ``KeyUsage`` ENCRYPT_DECRYPT.
 
-The key's account: ``config.account`` if set; else, when the template uses
+The key's account: ``config.account`` if set; else, when the key policy uses
 ``AWS::AccountId``, the placeholder account (the one ``AWS::AccountId`` resolves to);
 else the account inferred from the key policy's principals (see :mod:`accounts`), so
-a template that hard-codes its own account is judged against that account.
+a policy that hard-codes its own account is judged against that account. This is
+decided per key policy rather than per template: a template that uses
+``AWS::AccountId`` for, say, a bucket name but hard-codes the account in a key policy
+is still judged against the hard-coded account.
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ def _index(doc: dict, file: str | None, config) -> _TemplateIndex:
                 name = probe.resolve_or(props.get("AliasName"), None)
                 idx.aliases.setdefault(target, []).append(
                     name if isinstance(name, str) else describe(props.get("AliasName")))
-        elif res.get("Type") in KEY_TYPES and not config.account and not idx.uses_account_id:
+        elif res.get("Type") in KEY_TYPES and not config.account and not uses_account_id(props.get("KeyPolicy")):
             seen += [a for a in principal_accounts(_policy(probe, props.get("KeyPolicy"))[0]) if a != PLACEHOLDER_ACCOUNT]
     idx.template_account = most_frequent(seen)
     return idx
@@ -181,7 +184,7 @@ def _policy(resolver: Resolver, raw: Any) -> tuple[dict | None, bool]:
 def _account_for(idx: _TemplateIndex, config, policy_raw: Any) -> str:
     if config.account:
         return config.account
-    if idx.uses_account_id:
+    if uses_account_id(policy_raw):
         return PLACEHOLDER_ACCOUNT
     own = [a for a in principal_accounts(_policy(Resolver(idx.doc, PLACEHOLDER_ACCOUNT), policy_raw)[0])
            if a != PLACEHOLDER_ACCOUNT]

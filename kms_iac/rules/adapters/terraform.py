@@ -77,6 +77,10 @@ class _Attrs:
         return default if value is None else value
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _unwrap(value: Any) -> Any:
     if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
         return value[0]
@@ -285,10 +289,10 @@ def _module_resources(module: Any, module_address: str = "") -> Iterable[tuple[s
     """(module instance address, resource) of a values module and its child modules."""
     if not isinstance(module, dict):
         return
-    for r in module.get("resources") or []:
+    for r in _list(module.get("resources")):
         if isinstance(r, dict):
             yield module_address, r
-    for child in module.get("child_modules") or []:
+    for child in _list(module.get("child_modules")):
         if isinstance(child, dict):
             yield from _module_resources(child, str(child.get("address") or ""))
 
@@ -346,11 +350,12 @@ def _config_expressions(doc: dict) -> dict[str, dict] | None:
     def walk(module: Any, prefix: str) -> None:
         if not isinstance(module, dict):
             return
-        for r in module.get("resources") or []:
+        for r in _list(module.get("resources")):
             if isinstance(r, dict) and isinstance(r.get("address"), str) and r.get("mode", "managed") == "managed":
                 exprs = r.get("expressions")
                 out[prefix + r["address"]] = exprs if isinstance(exprs, dict) else {}
-        for name, call in (module.get("module_calls") or {}).items():
+        calls = module.get("module_calls")
+        for name, call in (calls.items() if isinstance(calls, dict) else ()):
             if isinstance(call, dict):
                 walk(call.get("module"), f"{prefix}module.{name}.")
 
@@ -364,7 +369,8 @@ def _data_values(doc: dict, rtype: str) -> list[dict]:
     for section in (doc.get("prior_state"), doc.get("planned_values")):
         if not isinstance(section, dict):
             continue
-        root = section.get("values", {}).get("root_module") if "values" in section else section.get("root_module")
+        values = section.get("values") if "values" in section else section
+        root = values.get("root_module") if isinstance(values, dict) else None
         for _, r in _module_resources(root):
             if r.get("mode") == "data" and r.get("type") == rtype and isinstance(r.get("values"), dict):
                 found.append(r["values"])
@@ -380,7 +386,8 @@ def _provider_region(doc: dict) -> str | None:
     conf = doc.get("configuration")
     providers = conf.get("provider_config") if isinstance(conf, dict) else None
     aws = providers.get("aws") if isinstance(providers, dict) else None
-    region = ((aws or {}).get("expressions") or {}).get("region") if isinstance(aws, dict) else None
+    expressions = aws.get("expressions") if isinstance(aws, dict) else None
+    region = expressions.get("region") if isinstance(expressions, dict) else None
     if not isinstance(region, dict):
         return None
     if isinstance(region.get("constant_value"), str):
@@ -425,7 +432,7 @@ class _Linker:
             return self.by_value[value]
         expr = self.exprs.get(inst.config_address, {}).get(attr)
         refs = expr.get("references") if isinstance(expr, dict) else None
-        for ref in refs or []:
+        for ref in refs if isinstance(refs, list) else []:
             m = _KEY_REF.match(ref) if isinstance(ref, str) else None
             if not m:
                 continue
