@@ -295,3 +295,29 @@ def test_ensure_script_is_idempotent(checkov_bin) -> None:
     assert out.returncode == 0 and out.stderr == ""
     assert Path(out.stdout.strip()) == checkov_bin == checkov_env_dir() / "bin"
     assert (checkov_bin / "checkov").is_file()
+
+
+def test_cloudformation_key_alone_when_its_template_is_not_found(checkov_bin, tmp_path) -> None:
+    """Outside checkov's runner (another checkov version) a key is judged alone: its own
+    properties decide, and its aliases (other resources) are unknown, not missing."""
+    script = textwrap.dedent("""\
+        import json, os, sys
+        sys.path.insert(0, os.environ["CHECKS_DIR"])
+        import _base
+        key = {"Type": "AWS::KMS::Key", "Properties": {
+            "EnableKeyRotation": True, "Tags": [{"Key": "tenant", "Value": "acme", "__startline__": 3}],
+            "KeyPolicy": {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                                          "Action": "kms:*", "Resource": "*", "__file__": "t.yaml"}]}}}
+        view = _base._cfn_view(key, "Key", "/t.yaml")
+        out = {"aliases": view.aliases}
+        for rule in ("KMS001", "KMS002", "KMS012"):
+            check = _base.cloudformation_check(rule, _base.get_rule(rule).checkov_id, _base.get_rule(rule).title,
+                                               "ENCRYPTION", _base.CFN_KEYS)
+            out[rule] = check.verdict(view).value
+        print(json.dumps(out))
+        """)
+    (tmp_path / "kms-iac.yaml").write_text("{}\n")
+    out = subprocess.run([str(checkov_bin / "python"), "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT_DIR), "CHECKS_DIR": str(CHECKS_DIR)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"aliases": None, "KMS001": "PASSED", "KMS002": "PASSED", "KMS012": "UNKNOWN"}

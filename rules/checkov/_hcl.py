@@ -48,8 +48,9 @@ KEY_TYPES = ("aws_kms_key", "aws_kms_external_key", "aws_kms_replica_key", "aws_
 def unwrap(value: Any) -> Any:
     """A value as a plan holds it: one-element lists unwrapped, checkov's own keys dropped."""
     if isinstance(value, list):
-        if len(value) == 1 and not isinstance(value[0], list):
-            return unwrap(value[0])
+        if len(value) == 1:  # checkov's wrapper; a list attribute arrives as [[...]]
+            inner = value[0]
+            return [unwrap(v) for v in inner] if isinstance(inner, list) else unwrap(inner)
         return [unwrap(v) for v in value]
     if isinstance(value, dict):
         return {k: unwrap(v) for k, v in value.items()
