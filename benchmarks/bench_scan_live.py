@@ -10,13 +10,16 @@ client). Then ``kms-iac local serve --workers 2`` on that data dir, and, measure
 - ``scan live --endpoint``: the real command in a subprocess (process start-up included), reading
   every key (DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags, ListGrants; ListKeys
   and ListAliases per region) on a thread pool and running all sixteen rules;
-- ``scan live --data-dir``: the same command reading the same data dir with no server, while the
-  server is running on it;
+- the same with ``--no-grants`` (ListGrants left out: four calls per key);
+- ``scan live --data-dir``: the same command reading the same data dir with no server round trips,
+  while the server is running on it;
 - the peer: a sequential boto3 walk in this process (ListKeys paginated, then DescribeKey,
   GetKeyPolicy and GetKeyRotationStatus per key), which reads less and evaluates nothing.
 
-Prints each time, keys per second, and the walk's time divided by each scan's (above 1: the scan is
-faster). The server and the temporary data dir are removed at the end, whatever happens.
+Prints each wall time, the CPU seconds the scanning process and the server used (on a shared
+machine CPU is the steadier figure), keys per second, and the walk's wall time divided by each
+scan's (above 1: the scan is faster). The server and the temporary data dir are removed at the
+end, whatever happens.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -113,29 +117,45 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def timed_scan(out: Path, *source: str, concurrency: int) -> tuple[float, int]:
-    """Wall time of the real command and the number of keys it reported on."""
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its direct children (the server's forked workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def timed_scan(out: Path, *source: str, concurrency: int) -> tuple[float, float, int]:
+    """Wall time and CPU time of the real command, and the number of keys it reported on."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "AKIAKMSIACBENCH00001",
            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "kms_iac", "scan", "live", *source, "--format", "json",
                            "--fail-on", "CRITICAL", "--concurrency", str(concurrency), "-o", str(out)],
                           env=env, cwd=out.parent, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"scan live {' '.join(source)} failed: {proc.stderr.strip()}")
     keys = {f["resource"] for f in json.loads(out.read_text())["findings"]}
-    return elapsed, len(keys)
+    return elapsed, cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, len(keys)
 
 
-def sequential_walk(url: str) -> tuple[float, int]:
+def sequential_walk(url: str) -> tuple[float, float, int]:
     """The peer: what a script would do with boto3, one call after another."""
     import boto3
     import botocore.config
 
     kms = boto3.client("kms", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIAKMSIACBENCH00001",
                        aws_secret_access_key="bench", config=botocore.config.Config(retries={"mode": "standard"}))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     n = 0
     for page in kms.get_paginator("list_keys").paginate():
         for k in page["Keys"]:
@@ -143,7 +163,7 @@ def sequential_walk(url: str) -> tuple[float, int]:
             json.loads(kms.get_key_policy(KeyId=k["KeyId"], PolicyName="default")["Policy"])
             kms.get_key_rotation_status(KeyId=k["KeyId"])
             n += 1
-    return time.perf_counter() - t0, n
+    return time.perf_counter() - t0, time.process_time() - cpu0, n
 
 
 def main() -> int:
@@ -164,21 +184,30 @@ def main() -> int:
         server, url = start_server(data_dir, args.workers)
         print(f"server: kms-iac local serve --workers {args.workers} at {url}; machine: {os.cpu_count()} cores")
 
-        t_endpoint, n_endpoint = timed_scan(tmp / "endpoint.json", "--endpoint", url, concurrency=args.concurrency)
-        t_data_dir, n_data_dir = timed_scan(tmp / "data-dir.json", "--data-dir", str(data_dir), concurrency=args.concurrency)
-        t_walk, n_walk = sequential_walk(url)
+        runs = []  # (name, wall s, client CPU s, server CPU s, keys)
 
-        rows = [
-            (f"scan live --endpoint (concurrency {args.concurrency}, 16 rules)", t_endpoint, n_endpoint),
-            ("scan live --data-dir (no server round trips, 16 rules)", t_data_dir, n_data_dir),
-            ("peer: sequential boto3 walk (4 calls/key, no rules)", t_walk, n_walk),
-        ]
-        print()
-        print(f"{'':58} {'seconds':>8} {'keys':>7} {'keys/s':>8} {'walk/this':>10}")
-        for name, t, n in rows:
-            print(f"{name:58} {t:8.2f} {n:7d} {n / t:8.0f} {t_walk / t:9.2f}x")
-        if not (n_endpoint == n_data_dir == n_walk == args.keys):
-            print(f"WARNING: key counts differ: endpoint {n_endpoint}, data dir {n_data_dir}, walk {n_walk}")
+        def measure(name: str, fn) -> None:
+            s0 = tree_cpu_seconds(server.pid)
+            wall, cpu, n = fn()
+            runs.append((name, wall, cpu, tree_cpu_seconds(server.pid) - s0, n))
+
+        c = args.concurrency
+        measure(f"scan live --endpoint (concurrency {c}, 5 calls/key)",
+                lambda: timed_scan(tmp / "endpoint.json", "--endpoint", url, concurrency=c))
+        measure("scan live --endpoint --no-grants (4 calls/key)",
+                lambda: timed_scan(tmp / "endpoint-ng.json", "--endpoint", url, "--no-grants", concurrency=c))
+        measure("scan live --data-dir (server running, unused)",
+                lambda: timed_scan(tmp / "data-dir.json", "--data-dir", str(data_dir), concurrency=c))
+        measure("peer: sequential boto3 walk (3 calls/key, no rules)", lambda: sequential_walk(url))
+
+        t_walk = runs[-1][1]
+        print("\nwall: elapsed seconds; client/server CPU: seconds of CPU used by the scanning process and the server")
+        print(f"{'':54} {'wall':>7} {'client':>7} {'server':>7} {'keys':>6} {'keys/s':>7} {'walk/this':>9}")
+        for name, wall, cpu, server_cpu, n in runs:
+            print(f"{name:54} {wall:7.1f} {cpu:7.1f} {server_cpu:7.1f} {n:6d} {n / wall:7.0f} {t_walk / wall:8.2f}x")
+        print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        if any(n != args.keys for *_, n in runs):
+            print(f"WARNING: a source saw a different number of keys than the {args.keys} seeded")
             return 1
         return 0
     finally:

@@ -63,11 +63,13 @@ def _progress_bar():
 @config_option
 @output_option
 @click.option("--show-passed", is_flag=True, help="Text format: list passing and not-applicable checks too.")
+@click.option("--grants/--no-grants", default=True, show_default=True,
+              help="Read every key's grants (ListGrants). No rule reads them yet; --no-grants saves one call per key.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Keys read at once (one boto3 client per thread).")
 def live(endpoint: str | None, data_dir: Path | None, use_aws: bool, regions: tuple[str, ...],
          principals_file: Path | None, fmt: str, fail_on: str, config_path: Path | None, output: Path | None,
-         show_passed: bool, concurrency: int) -> None:
+         show_passed: bool, grants: bool, concurrency: int) -> None:
     """Check the keys of a live KMS (local server, data dir or AWS) against KMS001-KMS016."""
     from kms_iac.rules.adapters.live import LiveScanError, identity_views, scan_endpoint
     from kms_iac.rules.fleet import evaluate_fleet
@@ -86,12 +88,12 @@ def live(endpoint: str | None, data_dir: Path | None, use_aws: bool, regions: tu
         try:
             if endpoint or use_aws:
                 inventory = scan_endpoint(_regions(regions, bool(endpoint)), endpoint_url=endpoint,
-                                          concurrency=concurrency, progress=progress)
+                                          concurrency=concurrency, progress=progress, grants=grants)
             else:
                 from kms_iac.backend.core import default_data_dir
                 from kms_iac.rules.adapters.live_data_dir import scan_data_dir
 
-                inventory = scan_data_dir(data_dir or default_data_dir(), regions, progress=progress)
+                inventory = scan_data_dir(data_dir or default_data_dir(), regions, progress=progress, grants=grants)
         finally:
             if bar is not None:
                 bar.stop()

@@ -222,7 +222,7 @@ def _drain(call: Callable[..., dict], items: str, **params: Any) -> list:
         params["Marker"] = page["NextMarker"]
 
 
-def _read_key(clients: _Clients, region: str, key_id: str, where: str) -> KeyReadings | str | None:
+def _read_key(clients: _Clients, region: str, key_id: str, where: str, grants: bool = True) -> KeyReadings | str | None:
     """Everything the rules need about one key; None when the key vanished between ListKeys and now,
     a warning when KMS will not even describe it."""
     from botocore.exceptions import ClientError
@@ -264,7 +264,8 @@ def _read_key(clients: _Clients, region: str, key_id: str, where: str) -> KeyRea
     if rotation_applies(md):
         r.rotation = ask("GetKeyRotationStatus", lambda: kms.get_key_rotation_status(KeyId=arn))
     r.tags = ask("ListResourceTags", lambda: _drain(kms.list_resource_tags, "Tags", KeyId=arn, Limit=50))
-    r.grants = ask("ListGrants", lambda: _drain(kms.list_grants, "Grants", KeyId=arn, Limit=100))
+    if grants:
+        r.grants = ask("ListGrants", lambda: _drain(kms.list_grants, "Grants", KeyId=arn, Limit=100))
     return r
 
 
@@ -312,9 +313,11 @@ def _list_region(clients: _Clients, region: str, where: str) -> tuple[list[str],
 
 
 def scan_endpoint(regions: Iterable[str], *, endpoint_url: str | None = None, concurrency: int = 8,
-                  session=None, progress: Progress | None = None, max_attempts: int = 5) -> Inventory:
+                  session=None, progress: Progress | None = None, max_attempts: int = 5,
+                  grants: bool = True) -> Inventory:
     """Read every key of every region through boto3: ``endpoint_url`` for a local server or emulator,
-    None for AWS (the standard credential chain)."""
+    None for AWS (the standard credential chain). ``grants=False`` leaves out ListGrants (one call
+    per key that no rule reads yet)."""
     import boto3
 
     from botocore.exceptions import BotoCoreError
@@ -340,7 +343,7 @@ def scan_endpoint(regions: Iterable[str], *, endpoint_url: str | None = None, co
         total, done = len(work), 0
         if progress:
             progress(0, total)
-        futures = {pool.submit(_read_key, clients, region, kid, where): (region, kid) for region, kid in work}
+        futures = {pool.submit(_read_key, clients, region, kid, where, grants): (region, kid) for region, kid in work}
         try:
             for fut in as_completed(futures):
                 region, kid = futures[fut]

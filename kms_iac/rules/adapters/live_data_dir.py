@@ -67,7 +67,7 @@ def open_backend(data_dir: Path | str):
 
 
 def scan_data_dir(data_dir: Path | str, regions: Iterable[str] = (), progress: Progress | None = None,
-                  backend=None) -> Inventory:
+                  backend=None, grants: bool = True) -> Inventory:
     """Every key in the data dir (all accounts; only ``regions`` when given) as live views.
 
     ``backend`` reuses an open :class:`Backend` of that data dir (the embedded one of this process).
@@ -75,7 +75,7 @@ def scan_data_dir(data_dir: Path | str, regions: Iterable[str] = (), progress: P
     own = backend is None
     backend = backend or open_backend(data_dir)
     try:
-        return _scan(backend, set(regions), progress)
+        return _scan(backend, set(regions), progress, grants)
     except sqlite3.Error as e:
         raise LiveScanError(f"{data_dir}: reading the local backend's store failed: {e}") from None
     finally:
@@ -83,7 +83,7 @@ def scan_data_dir(data_dir: Path | str, regions: Iterable[str] = (), progress: P
             backend.close()
 
 
-def _read_key(call, key) -> KeyReadings | None:
+def _read_key(call, key, grants: bool = True) -> KeyReadings | None:
     """One key's answers from the operation functions the dispatcher would call, after the same
     key-state table; a refusal makes that answer unknown. None when it cannot even be described."""
     from kms_iac.backend import keystate
@@ -111,11 +111,12 @@ def _read_key(call, key) -> KeyReadings | None:
     if rotation_applies(r.metadata):
         r.rotation = ask("GetKeyRotationStatus", {"KeyId": key.arn})
     r.tags = ask("ListResourceTags", {"KeyId": key.arn, "Limit": 50}, "Tags")
-    r.grants = ask("ListGrants", {"KeyId": key.arn, "Limit": 100}, "Grants")
+    if grants:
+        r.grants = ask("ListGrants", {"KeyId": key.arn, "Limit": 100}, "Grants")
     return r
 
 
-def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
+def _scan(backend, regions: set[str], progress: Progress | None, grants: bool) -> Inventory:
     from kms_iac.backend.core import Call
 
     store = backend.store
@@ -151,7 +152,7 @@ def _scan(backend, regions: set[str], progress: Progress | None) -> Inventory:
                     key = store.get_key(key_id, ctx.region)
                     if key is None:  # deleted since it was listed
                         continue
-                    r = _read_key(call, key)
+                    r = _read_key(call, key, grants)
                     if r is None:
                         continue
                     r.aliases = aliases.get(key.key_id, [])
