@@ -657,6 +657,11 @@ def test_load_template_errors_are_typed(tmp_path) -> None:
     deep.write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(TemplateError, match="nested too deeply|top level"):
         load_template(deep)
+    flow = tmp_path / "flow.yaml"  # YAML in flow style starts like JSON
+    flow.write_text("{Resources: {K: {Type: AWS::KMS::Key, Properties: {KeyPolicy: {Statement: []}, "
+                    "Tags: [{Key: tenant, Value: !Ref AWS::StackName}]}}}}")
+    (key,) = views_from_template(load_template(flow), None, RulesConfig())
+    assert key.policy == {"Statement": []} and key.tags == {"tenant": "{Ref: AWS::StackName}"}
     doc = copy.deepcopy(render_cfn(CFN_CASES, IDENTITY_CASES))
     path = tmp_path / "t.yaml"
     path.write_text(to_cfn_yaml(doc))

@@ -70,11 +70,14 @@ def load_template(path: str | Path) -> dict:
         raise TemplateError(f"{p}: not UTF-8 text") from None
     if not text.strip():
         raise TemplateError(f"{p}: empty file")
+    doc: Any = None
     if text.lstrip().startswith(("{", "[")):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
-            raise TemplateError(f"{p}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+            if p.suffix.lower() == ".json":
+                raise TemplateError(f"{p}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+            doc = _decode_yaml(text, p)  # YAML in flow style also starts with "{"
         except RecursionError:
             raise TemplateError(f"{p}: not valid JSON: nested too deeply") from None
     else:
