@@ -304,10 +304,12 @@ def _list_region(clients: _Clients, region: str, where: str) -> tuple[list[str],
         for a in _drain(kms.list_aliases, "Aliases", Limit=100):
             if a.get("TargetKeyId"):
                 aliases.setdefault(a["TargetKeyId"], []).append(a["AliasName"])
-    except ClientError as e:
+    except Exception as e:  # noqa: BLE001
         fatal = _fatal(e, where)
         if fatal:
             raise fatal from None
+        if not isinstance(e, ClientError):
+            raise
         aliases, refused = None, _error_code(e)
     return [k["KeyId"] for k in keys], aliases, refused
 
