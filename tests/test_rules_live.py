@@ -335,3 +335,19 @@ def test_progress_bar_on_a_terminal_only(tmp_path) -> None:
     assert len(json.loads(proc.stdout)["findings"]) == 15 * LARGE_ACCOUNT
     piped = scan_live("--data-dir", str(d), "--format", "json")
     assert piped.stderr == ""
+
+
+def test_an_endpoint_that_is_not_kms_is_one_line(tmp_path) -> None:
+    """Something answers HTTP on the port, but not KMS (every POST gets 501): exit 2, one line."""
+    import http.server
+    import threading
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = scan_live("--endpoint", f"http://127.0.0.1:{httpd.server_address[1]}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert run.returncode == 2 and "ListKeys in us-east-1 failed" in one_error_line(run.stderr)
