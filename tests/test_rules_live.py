@@ -100,8 +100,13 @@ def test_moto_standing_in_for_aws(monkeypatch) -> None:
     """The same cases in moto: the scan works through what moto lacks, and the verdicts agree."""
     monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)  # the cases' policies name this account
     with MotoServer() as moto:
-        verdicts, run, _ = scan_cases(CASES, IDENTITY_CASES, moto, strict=False)
+        verdicts, run, names = scan_cases(CASES, IDENTITY_CASES, moto, strict=False)
+        # --aws: the standard credential chain and endpoint configuration (AWS_ENDPOINT_URL_KMS here)
+        as_aws = scan_live("--aws", "--region", "us-east-1", "--format", "json", "--fail-on", "CRITICAL",
+                           env={"AWS_ENDPOINT_URL_KMS": moto.url})
     assert "Traceback" not in run.stderr
+    assert as_aws.returncode in (0, 1), as_aws.stderr
+    assert verdicts_from(as_aws.findings, names) == {n: v for n, v in verdicts.items() if not n.startswith("KMS016")}
     for case in LIVE_CASES:
         expected = {r: v for r, v in expected_live(case).items() if r not in MOTO_GAPS.get(case.name, ())}
         assert {r: verdicts[case.name].get(r) for r in expected} == expected, case.name
@@ -262,6 +267,11 @@ def test_dead_endpoint_fails_at_once_with_one_line() -> None:
     assert run.returncode == 2 and run.stdout == ""
     line = one_error_line(run.stderr)
     assert f"cannot connect to {url}" in line
+
+
+def test_aws_without_a_region_is_one_line() -> None:
+    run = scan_live("--aws", env={"AWS_DEFAULT_REGION": "", "AWS_REGION": "", "AWS_CONFIG_FILE": "/nonexistent"})
+    assert run.returncode == 2 and "no AWS region" in one_error_line(run.stderr)
 
 
 @pytest.mark.parametrize("args, says", [
