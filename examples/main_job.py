@@ -73,13 +73,13 @@ def compliance_report(console: Console, data_dir: Path, outputs: dict) -> int:
     from kms_iac.rules.adapters.live_data_dir import scan_data_dir
     from kms_iac.rules.config import load_config
     from kms_iac.rules.engine import failing
-    from kms_iac.rules.fleet import evaluate_fleet
+    from kms_iac.rules.engine import evaluate
     from kms_iac.rules.report import print_text
 
     deployed = set(deployed_keys(outputs).values())
     inventory = scan_data_dir(data_dir, backend=shared_backend(data_dir))  # this process's embedded backend
     views = [v for v in inventory.keys if v.arn in deployed]
-    findings = evaluate_fleet(views, load_config(ROOT))
+    findings = evaluate(views, load_config(ROOT))
     console.rule("Compliance report (KMS001-KMS016, live keys in the data dir)")
     print_text(findings, console)
     others = len(inventory.keys) - len(views)

@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 from kms_iac.rules.config import config_from_dict
-from kms_iac.rules.engine import evaluate
+from kms_iac.rules.engine import evaluate_view
 from kms_iac.rules.fleet import evaluate_fleet
 from kms_iac.rules.view import IdentityPolicyView, KeyView
 from tests.rule_cases import ACCOUNT, CASES, GOOD_POLICY, IDENTITY_CASES, ROOT_STMT, USER_ACTIONS, policy, stmt
@@ -25,6 +25,12 @@ def clones(view: KeyView) -> list[KeyView]:
         arn = f"arn:aws:kms:{region}:{account}:key/{i:08d}-0000-4000-8000-000000000000"
         out.append(dataclasses.replace(view, resource=f"{view.resource}#{i}", arn=arn, region=region, account=account))
     return out
+
+
+def evaluate(views, cfg=None):
+    """The engine without sharing: every rule run afresh on every view."""
+    cfg = cfg or config_from_dict({})
+    return [f for v in views for f in evaluate_view(v, cfg)]
 
 
 def as_tuples(findings):
@@ -61,8 +67,8 @@ def test_results_are_shared_between_look_alike_keys(monkeypatch) -> None:
     import kms_iac.rules.checks.kms006_separation_of_duties as kms006
 
     calls = []
-    real = kms006.allowed
-    monkeypatch.setattr(kms006, "allowed", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = kms006.first_allowed
+    monkeypatch.setattr(kms006, "first_allowed", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     base = view_of(next(c for c in CASES if c.name == "compliant-baseline"))
     views = [dataclasses.replace(base, resource=f"k{i}", arn=f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{i:08d}",
                                  policy=json.loads(json.dumps(GOOD_POLICY)), tags={"tenant": f"t{i}"}) for i in range(50)]

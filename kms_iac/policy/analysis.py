@@ -16,7 +16,8 @@ from typing import Iterable
 
 from kms_iac.policy.document import statements
 from kms_iac.policy.evaluator import (
-    Principal, Request, arn_account, canonical_aws_principal, evaluate, principal_entries,
+    NO_MATCH, Principal, Request, action_matches, arn_account, canonical_aws_principal, evaluate, principal_entries,
+    principal_match,
 )
 
 ADMIN_ACTIONS = (
@@ -139,6 +140,26 @@ def _caller_for(arn: str) -> str:
     return arn
 
 
+def candidate_actions(doc: dict, principal: Principal, actions: Iterable[str]) -> list[str]:
+    """The actions some Allow statement naming ``principal`` (itself, its account or ``*``)
+    covers: the only ones the evaluator could allow it, since these questions never involve
+    grants. A cheap filter before the full evaluation, which still decides (Denies,
+    conditions, IAM)."""
+    naming = [st for _, st in statements(doc)
+              if str(st.get("Effect", "")).lower() == "allow" and principal_match(st, principal) != NO_MATCH]
+    return [a for a in actions if any(action_matches(st, a) for st in naming)]
+
+
+def first_allowed(doc: dict, principal_arn: str, actions: Iterable[str], key_arn: str, *,
+                  iam_allow_all: bool = False) -> str | None:
+    """The first of ``actions`` the principal is allowed in the ordinary request context, if any."""
+    account = arn_account(principal_arn) or ""
+    p = Principal(principal_arn, account, _ALLOW_ALL_IAM if iam_allow_all else ())
+    ctx = ambient_context(region_of(key_arn))
+    return next((a for a in candidate_actions(doc, p, actions)
+                 if evaluate(doc, p, Request(a, key_arn, ctx)).allowed), None)
+
+
 def allowed(doc: dict, principal_arn: str, action: str, key_arn: str, *, context: dict | None = None,
             iam_allow_all: bool = False) -> bool:
     account = arn_account(principal_arn) or ""
@@ -159,7 +180,7 @@ def unnarrowed_actions(doc: dict, caller_arn: str, key_arn: str, actions: Iterab
     account = arn_account(caller_arn) or PROBE_ACCOUNT
     p = Principal(_caller_for(caller_arn), account, _ALLOW_ALL_IAM)
     ctx = _probe_context(region_of(key_arn))
-    return [a for a in actions if evaluate(doc, p, Request(a, key_arn, ctx)).allowed]
+    return [a for a in candidate_actions(doc, p, actions) if evaluate(doc, p, Request(a, key_arn, ctx)).allowed]
 
 
 def outsider_account(doc: dict, key_account: str) -> str:

@@ -690,3 +690,6 @@ def lockout_check(new_policy: dict | str, principal: Principal, key_arn: str) ->
 principal_entries = _principal_entries
 canonical_aws_principal = _canon_aws
 arn_account = _arn_account
+principal_match = _principal_match
+action_matches = _action_matches
+NO_MATCH = _NO

@@ -135,7 +135,8 @@ class _SharedRule:
 
 
 def evaluate_fleet(views: Iterable[View], config: RulesConfig | None = None, today: dt.date | None = None) -> list[Finding]:
-    """Exactly :func:`kms_iac.rules.engine.evaluate`'s findings, faster when many views look alike to a rule."""
+    """Exactly the findings of :func:`kms_iac.rules.engine.evaluate_view` over every view, faster when
+    many views look alike to a rule."""
     config = config or RulesConfig()
     values = _Values()
     rules = [replace(r, check=_SharedRule(r, values).check) for r in all_rules()]

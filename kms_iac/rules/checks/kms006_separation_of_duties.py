@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kms_iac.policy.analysis import ADMIN_ACTIONS, allowed, named_principals, principal_account, root_arn, use_actions_for
+from kms_iac.policy.analysis import ADMIN_ACTIONS, first_allowed, named_principals, principal_account, root_arn, use_actions_for
 from kms_iac.rules.applicability import account, key_policy
 from kms_iac.rules.registry import failed, passed, rule
 
@@ -22,11 +22,9 @@ def check(view, config):
         if arn == root_arn(own) or arn.endswith(":root"):
             continue  # the account root stands for IAM delegation, not a person (KMS001)
         foreign = principal_account(arn) != own
-
-        def can(action: str) -> bool:
-            return allowed(doc, arn, action, view.key_arn, iam_allow_all=foreign)
-        admin = next((a for a in ADMIN_ACTIONS if can(a)), None)
-        use = next((a for a in use_actions_for(view.key_usage) if can(a)), None) if admin else None
+        admin = first_allowed(doc, arn, ADMIN_ACTIONS, view.key_arn, iam_allow_all=foreign)
+        use = first_allowed(doc, arn, use_actions_for(view.key_usage), view.key_arn,
+                            iam_allow_all=foreign) if admin else None
         if admin and use:
             both.append(f"{arn} ({admin} and {use})")
     if both:
