@@ -37,12 +37,11 @@ from kms_iac.backend.model import parse_request
 from kms_iac.backend.signature import context_from_signature
 from kms_iac.backend.ops import OpSpec, load_all
 from kms_iac.backend.store import KeyRecord, Material, Store
+from kms_iac.backend.defaults import DEFAULT_ACCOUNT, DEFAULT_REGION, default_data_dir  # noqa: F401 (re-exported)
 from kms_iac.backend.throttle import RateLimiter
 
 log = logging.getLogger("kms_iac.backend")
 
-DEFAULT_ACCOUNT = "111122223333"
-DEFAULT_REGION = "us-east-1"
 DB_FILE = "kms.sqlite3"
 USAGE_FLUSH_SECONDS = 1.0
 # Operations on no existing key: with authorization on, IAM policies alone decide them.
@@ -51,10 +50,6 @@ ACCOUNT_OPERATIONS = {
     "DescribeCustomKeyStores", "ConnectCustomKeyStore", "DisconnectCustomKeyStore", "UpdateCustomKeyStore",
     "DeleteCustomKeyStore",
 }
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("KMS_IAC_DATA_DIR") or ".kms-iac")
 
 
 def _dry_run(params: dict) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from kms_iac.backend.core import DEFAULT_REGION, default_data_dir
+from kms_iac.backend.defaults import DEFAULT_REGION, default_data_dir
 
 EXPLAIN_ACTIONS = (
     "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:DescribeKey",
