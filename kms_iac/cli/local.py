@@ -44,7 +44,7 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
           principals_file: Path | None) -> None:
     """Serve the KMS JSON 1.1 API over HTTP."""
     from kms_iac.backend.clock import OffsetClock
-    from kms_iac.backend.defaults import Backend
+    from kms_iac.backend.core import Backend
     from kms_iac.backend.server import run
 
     if workers > 1 and (clock_control or requests_per_second):
@@ -83,7 +83,7 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
 @click.option("--account", default=DEFAULT_ACCOUNT, show_default=True)
 def seed(file: Path, data_dir: Path | None, region: str, account: str) -> None:
     """Load keys with fixed ids and material, aliases, policies and tags from a YAML file."""
-    from kms_iac.backend.defaults import Backend
+    from kms_iac.backend.core import Backend
     from kms_iac.backend.seed import SeedError, load_seed_file
     from kms_iac.backend.seed import seed as do_seed
 
