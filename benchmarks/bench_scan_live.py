@@ -16,6 +16,9 @@ client). Then ``kms-iac local serve --workers 2`` on that data dir, and, measure
 - the peer: a sequential boto3 walk in this process (ListKeys paginated, then DescribeKey,
   GetKeyPolicy and GetKeyRotationStatus per key), which reads less and evaluates nothing.
 
+Then, on a second server with --remote-keys keys behind benchmarks/latency_proxy.py (--rtt-ms of
+round trip per request, like a KMS across a network), the endpoint scan against the same walk.
+
 Prints each wall time, the CPU seconds the scanning process and the server used (on a shared
 machine CPU is the steadier figure), keys per second, and the walk's wall time divided by each
 scan's (above 1: the scan is faster). The server and the temporary data dir are removed at the
@@ -166,53 +169,92 @@ def sequential_walk(url: str) -> tuple[float, float, int]:
     return time.perf_counter() - t0, time.process_time() - cpu0, n
 
 
+def start_proxy(url: str, rtt_ms: float) -> tuple[subprocess.Popen, str]:
+    """benchmarks/latency_proxy.py in front of ``url``: the local server answering like a remote KMS."""
+    target = url.removeprefix("http://")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "latency_proxy.py"), "--target", target,
+                             "--rtt-ms", str(rtt_ms)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise RuntimeError(f"latency proxy did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+Run = tuple[str, float, float, float, int]  # name, wall s, client CPU s, server CPU s, keys
+
+
+def measure(runs: list[Run], server: subprocess.Popen, name: str, fn) -> None:
+    s0 = tree_cpu_seconds(server.pid)
+    wall, cpu, n = fn()
+    runs.append((name, wall, cpu, tree_cpu_seconds(server.pid) - s0, n))
+
+
+def table(title: str, runs: list[Run], keys: int) -> bool:
+    """Print the runs against the last one (the peer); False when a source saw the wrong number of keys."""
+    t_walk = runs[-1][1]
+    print(f"\n{title}")
+    print(f"{'':54} {'wall':>7} {'client':>7} {'server':>7} {'keys':>6} {'keys/s':>7} {'walk/this':>9}")
+    for name, wall, cpu, server_cpu, n in runs:
+        print(f"{name:54} {wall:7.1f} {cpu:7.1f} {server_cpu:7.1f} {n:6d} {n / wall:7.0f} {t_walk / wall:8.2f}x")
+    print(f"(load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    if any(n != keys for *_, n in runs):
+        print(f"WARNING: a source saw a different number of keys than the {keys} seeded")
+        return False
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keys", type=int, default=10_000)
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--concurrency", type=int, default=8, help="scan live --concurrency")
+    ap.add_argument("--remote-keys", type=int, default=1000, help="keys for the remote-endpoint comparison (0: skip it)")
+    ap.add_argument("--rtt-ms", type=float, default=10.0, help="round trip added by the proxy in that comparison")
     ap.add_argument("--seed", type=int, default=20261201)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="kms-iac-bench-scan-"))
-    server = None
+    children: list[subprocess.Popen] = []
+    ok = True
     try:
         data_dir = tmp / "kms"
         t0 = time.perf_counter()
         seed_keys(data_dir, args.keys, random.Random(args.seed))
         print(f"seeded {args.keys} keys through the backend core in {time.perf_counter() - t0:.1f} s")
         server, url = start_server(data_dir, args.workers)
-        print(f"server: kms-iac local serve --workers {args.workers} at {url}; machine: {os.cpu_count()} cores")
-
-        runs = []  # (name, wall s, client CPU s, server CPU s, keys)
-
-        def measure(name: str, fn) -> None:
-            s0 = tree_cpu_seconds(server.pid)
-            wall, cpu, n = fn()
-            runs.append((name, wall, cpu, tree_cpu_seconds(server.pid) - s0, n))
+        children.append(server)
+        print(f"server: kms-iac local serve --workers {args.workers}; machine: {os.cpu_count()} cores")
+        print("wall: elapsed seconds; client/server: CPU seconds used by the scanning process and by the server")
 
         c = args.concurrency
-        measure(f"scan live --endpoint (concurrency {c}, 5 calls/key)",
+        runs: list[Run] = []
+        measure(runs, server, f"scan live --endpoint (concurrency {c}, 5 calls/key)",
                 lambda: timed_scan(tmp / "endpoint.json", "--endpoint", url, concurrency=c))
-        measure("scan live --endpoint --no-grants (4 calls/key)",
+        measure(runs, server, "scan live --endpoint --no-grants (4 calls/key)",
                 lambda: timed_scan(tmp / "endpoint-ng.json", "--endpoint", url, "--no-grants", concurrency=c))
-        measure("scan live --data-dir (server running, unused)",
+        measure(runs, server, "scan live --data-dir (server running, unused)",
                 lambda: timed_scan(tmp / "data-dir.json", "--data-dir", str(data_dir), concurrency=c))
-        measure("peer: sequential boto3 walk (3 calls/key, no rules)", lambda: sequential_walk(url))
+        measure(runs, server, "peer: sequential boto3 walk (3 calls/key, no rules)", lambda: sequential_walk(url))
+        ok = table(f"{args.keys} keys, local server on this machine", runs, args.keys)
 
-        t_walk = runs[-1][1]
-        print("\nwall: elapsed seconds; client/server CPU: seconds of CPU used by the scanning process and the server")
-        print(f"{'':54} {'wall':>7} {'client':>7} {'server':>7} {'keys':>6} {'keys/s':>7} {'walk/this':>9}")
-        for name, wall, cpu, server_cpu, n in runs:
-            print(f"{name:54} {wall:7.1f} {cpu:7.1f} {server_cpu:7.1f} {n:6d} {n / wall:7.0f} {t_walk / wall:8.2f}x")
-        print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-        if any(n != args.keys for *_, n in runs):
-            print(f"WARNING: a source saw a different number of keys than the {args.keys} seeded")
-            return 1
-        return 0
+        if args.remote_keys:
+            remote_dir = tmp / "remote"
+            seed_keys(remote_dir, args.remote_keys, random.Random(args.seed + 1))
+            remote, remote_url = start_server(remote_dir, args.workers)
+            children.append(remote)
+            proxy, proxy_url = start_proxy(remote_url, args.rtt_ms)
+            children.append(proxy)
+            runs = []
+            measure(runs, remote, f"scan live --endpoint (concurrency {c}, 5 calls/key)",
+                    lambda: timed_scan(tmp / "remote.json", "--endpoint", proxy_url, concurrency=c))
+            measure(runs, remote, "peer: sequential boto3 walk (3 calls/key, no rules)", lambda: sequential_walk(proxy_url))
+            ok = table(f"{args.remote_keys} keys, the same server {args.rtt_ms:g} ms of round trip away "
+                       f"(benchmarks/latency_proxy.py: a remote KMS)", runs, args.remote_keys) and ok
+        return 0 if ok else 1
     finally:
-        if server is not None:
-            stop(server)
+        for child in reversed(children):
+            stop(child)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
