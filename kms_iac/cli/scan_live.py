@@ -72,7 +72,7 @@ def live(endpoint: str | None, data_dir: Path | None, use_aws: bool, regions: tu
          show_passed: bool, grants: bool, concurrency: int) -> None:
     """Check the keys of a live KMS (local server, data dir or AWS) against KMS001-KMS016."""
     from kms_iac.rules.adapters.live import LiveScanError, identity_views, scan_endpoint
-    from kms_iac.rules.fleet import evaluate_fleet
+    from kms_iac.rules.engine import evaluate
 
     chosen = [name for name, on in (("--endpoint", endpoint), ("--data-dir", data_dir), ("--aws", use_aws)) if on]
     if len(chosen) > 1:
@@ -102,7 +102,7 @@ def live(endpoint: str | None, data_dir: Path | None, use_aws: bool, regions: tu
     inventory.identities = identities
     for warning in inventory.warnings:
         click.echo(f"warning: {warning}", err=True)
-    emit(evaluate_fleet(inventory.views, config), fmt, fail_on, output, show_passed)
+    emit(evaluate(inventory.views, config), fmt, fail_on, output, show_passed)
 
 
 def _regions(given: tuple[str, ...], endpoint: bool) -> list[str]:
