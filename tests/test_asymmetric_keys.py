@@ -92,6 +92,7 @@ def test_invalid_spec_usage_pairs(kms, params, code, message):
     assert err(e) == (code, message)
 
 
+@pytest.mark.slow
 def test_rsa_sign_verify_round_trips(kms):
     md = make(kms, "RSA_2048", "SIGN_VERIFY")
     public = serialization.load_der_public_key(kms.get_public_key(KeyId=md["KeyId"])["PublicKey"])

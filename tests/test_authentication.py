@@ -248,6 +248,7 @@ def test_region_comes_from_the_credential_scope(auth_server):
     assert arn.startswith("arn:aws:kms:ap-southeast-2:444455556666:key/")
 
 
+@pytest.mark.slow
 def test_aws_cli_with_a_principals_keys(auth_server, tmp_path):
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
     if aws is None:

@@ -138,6 +138,7 @@ def test_account_level_operations_need_iam(srv):
     assert client(srv, "root").list_keys()["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
+@pytest.mark.slow
 def test_simulator_uses_the_same_evaluator(srv):
     admin = client(srv, "KeyAdmin")
     arn = admin.create_key(Policy=key_policy(CROSS_ACCOUNT))["KeyMetadata"]["Arn"]

@@ -264,6 +264,7 @@ def test_state_changes_seen_immediately_by_the_other_door(shared):
     assert shared.remote.describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "PendingDeletion"
 
 
+@pytest.mark.slow
 def test_concurrent_creates_through_both_doors(shared):
     per_door, workers_per_door = 50, 10
     # clients are made up front: boto3 sessions are not safe to share while creating clients

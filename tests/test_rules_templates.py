@@ -61,27 +61,32 @@ def _check(verdicts: dict, case) -> None:
     assert {r: got.get(r) for r in case.expect} == case.expect
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CFN_CASES, ids=lambda c: c.name)
 def test_case_via_cloudformation_yaml_intrinsics(cfn_yaml_verdicts, case) -> None:
     _check(cfn_yaml_verdicts, case)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CFN_CASES, ids=lambda c: c.name)
 def test_case_via_cloudformation_json_literal_account(cfn_json_literal_verdicts, case) -> None:
     _check(cfn_json_literal_verdicts, case)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", TF_CASES, ids=lambda c: c.name)
 def test_case_via_terraform_plan(tf_verdicts, case) -> None:
     _check(tf_verdicts, case)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", IDENTITY_CASES, ids=lambda c: c.name)
 def test_identity_cases_via_both(cfn_yaml_verdicts, cfn_json_literal_verdicts, tf_verdicts, case) -> None:
     for verdicts in (cfn_yaml_verdicts, cfn_json_literal_verdicts, tf_verdicts):
         assert verdicts[case.name] == {"KMS016": case.expect}
 
 
+@pytest.mark.slow
 def test_both_doors_agree_on_every_verdict(cfn_yaml_verdicts, cfn_json_literal_verdicts, tf_verdicts) -> None:
     """Beyond case.expect: both CloudFormation renderings and the plan give the same verdict
     for every rule on every case both doors run."""
@@ -304,6 +309,7 @@ def test_view_from_resource_one_at_a_time() -> None:
                                          "Fn::FindInMap", "Fn::If", "Statement", "Principal", "AWS", "Effect",
                                          "Action", "Resource", "Condition", "Key", "Value"]), inner, max_size=3),
                     max_leaves=12))
+@pytest.mark.slow
 def test_arbitrary_property_values_never_crash(value) -> None:
     doc = {"Parameters": {"P": {"Default": value}}, "Resources": {
         "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": value, "Policies": value}},
@@ -327,6 +333,7 @@ def test_arbitrary_property_values_never_crash(value) -> None:
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
         ["Ref", "Fn::Sub", "Fn::GetAtt", "Fn::Join", "Fn::Select", "Fn::If", "Type", "Properties", "Statement",
          "Principal", "AWS", "Default", "RoleName"]) | st.text(max_size=5), inner, max_size=3), max_leaves=10))
+@pytest.mark.slow
 def test_damaged_templates_never_crash(slot, junk) -> None:
     """Any part of a rendered template replaced by anything: views or a TemplateError."""
     doc = render_cfn([by_name(n) for n in ("compliant-baseline", "KMS001-PASS-bare-account-id", "KMS005-PASS-partner-via-service")],
@@ -369,6 +376,7 @@ def _damaged_plan_base() -> dict:
     return plan_document([r for i, c in enumerate(cases) for r in _key_res(c, i)], deleted=_key_res(gone, 3))
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0), _JUNK)
 def test_damaged_plans_never_crash(slot, junk) -> None:
