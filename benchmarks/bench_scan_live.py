@@ -10,7 +10,9 @@ client). Then ``kms-iac local serve --workers 2`` on that data dir, and, measure
 - ``scan live --endpoint``: the real command in a subprocess (process start-up included), reading
   every key (DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags, ListGrants; ListKeys
   and ListAliases per region) on a thread pool and running all sixteen rules;
-- the same with ``--no-grants`` (ListGrants left out: four calls per key);
+- the same with ``--no-grants`` (ListGrants left out: four calls per key), and with one thread
+  (against a server on the same machine the client's CPU bounds the scan, and threads add GIL
+  contention);
 - ``scan live --data-dir``: the same command reading the same data dir with no server round trips,
   while the server is running on it;
 - the peer: a sequential boto3 walk in this process (ListKeys paginated, then DescribeKey,
@@ -233,6 +235,8 @@ def main() -> int:
                 lambda: timed_scan(tmp / "endpoint.json", "--endpoint", url, concurrency=c))
         measure(runs, server, "scan live --endpoint --no-grants (4 calls/key)",
                 lambda: timed_scan(tmp / "endpoint-ng.json", "--endpoint", url, "--no-grants", concurrency=c))
+        measure(runs, server, "scan live --endpoint --concurrency 1 (5 calls/key)",
+                lambda: timed_scan(tmp / "endpoint-1.json", "--endpoint", url, concurrency=1))
         measure(runs, server, "scan live --data-dir (server running, unused)",
                 lambda: timed_scan(tmp / "data-dir.json", "--data-dir", str(data_dir), concurrency=c))
         measure(runs, server, "peer: sequential boto3 walk (3 calls/key, no rules)", lambda: sequential_walk(url))
