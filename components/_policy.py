@@ -12,12 +12,19 @@ from kms_iac import resources as kms
 from kms_iac.policy.builder import PolicyBuildError, build_key_policy, to_json
 
 
+# One getCallerIdentity per provider and program run: a fleet of 500 tenants asks once.
+_ACCOUNTS: dict[int, pulumi.Output[str]] = {}
+
+
 def account_output(account: str | None, opts: pulumi.ResourceOptions | None) -> pulumi.Output[str]:
     """The key's account: given, or asked of the provider's target (getCallerIdentity)."""
     if account is not None:
         return pulumi.Output.from_input(account)
     provider = opts.provider if opts is not None else None
-    return kms.get_caller_identity_output(pulumi.InvokeOptions(provider=provider)).apply(lambda c: c.account_id)
+    if id(provider) not in _ACCOUNTS:
+        _ACCOUNTS[id(provider)] = kms.get_caller_identity_output(
+            pulumi.InvokeOptions(provider=provider)).apply(lambda c: c.account_id)
+    return _ACCOUNTS[id(provider)]
 
 
 def policy_output(at: str, account: pulumi.Input[str], roles: dict[str, Any]) -> pulumi.Output[str]:

@@ -36,6 +36,9 @@ class Mocks(pulumi.runtime.Mocks):
 
 @pytest.fixture
 def mocks():
+    from kms_iac.components import _policy
+
+    _policy._ACCOUNTS.clear()  # one program run per test: its account comes from its own mocks
     m = Mocks()
     pulumi.runtime.set_mocks(m, preview=False)
     yield m
