@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -123,3 +125,16 @@ class MotoServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(60)
+
+
+@dataclass
+class ScanRun:
+    """A ``kms-iac scan`` run: exit status, output, and the JSON report's findings."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def findings(self) -> list[dict]:
+        return json.loads(self.stdout)["findings"]

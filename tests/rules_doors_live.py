@@ -15,12 +15,12 @@ import secrets
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from tests.helpers import ScanRun
 from tests.rule_cases import ACCOUNT, ROOT, Case, IdentityCase
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
@@ -32,15 +32,6 @@ KNOWN_ARGS = {"description", "policy", "enable_key_rotation", "rotation_period_i
               "bypass_policy_lockout_safety_check", "valid_to"}
 
 
-@dataclass
-class ScanRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def findings(self) -> list[dict]:
-        return json.loads(self.stdout)["findings"]
 
 
 def scan_live(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> ScanRun:

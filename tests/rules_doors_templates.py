@@ -33,6 +33,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from tests.helpers import ScanRun
 from tests.rule_cases import ACCOUNT, ADMIN, ROOT, USER, Case, IdentityCase
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
@@ -50,15 +51,6 @@ KNOWN_ARGS = set(CFN_KEY_PROPS) | {"policy", "tags", "valid_to"}
 
 # --- scanning ----------------------------------------------------------------------------
 
-@dataclass
-class ScanRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def findings(self) -> list[dict]:
-        return json.loads(self.stdout)["findings"]
 
 
 def scan_template(*args: str, cwd: Path | None = None) -> ScanRun:
