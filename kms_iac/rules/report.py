@@ -8,8 +8,6 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import Iterable, Sequence
 
-import orjson
-
 from kms_iac import __version__
 from kms_iac.rules.engine import Finding
 from kms_iac.rules.registry import FAIL, NOT_APPLICABLE, PASS, all_rules
@@ -20,6 +18,8 @@ _SECURITY_SEVERITY = {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": 
 
 
 def to_json(findings: Sequence[Finding]) -> str:
+    import orjson  # not at import time: checkov's environment loads this package with the stdlib alone
+
     return orjson.dumps({"findings": [f.as_dict() for f in findings]}, option=orjson.OPT_INDENT_2).decode()
 
 
