@@ -16,7 +16,7 @@ from typing import Iterable
 
 from kms_iac.policy.document import statements
 from kms_iac.policy.evaluator import (
-    NO_MATCH, Principal, Request, action_matches, arn_account, canonical_aws_principal, evaluate, principal_entries,
+    ACCOUNT_MATCH, DIRECT_MATCH, Principal, Request, action_matches, arn_account, canonical_aws_principal, evaluate, principal_entries,
     principal_match,
 )
 
@@ -145,8 +145,11 @@ def candidate_actions(doc: dict, principal: Principal, actions: Iterable[str]) -
     covers: the only ones the evaluator could allow it, since these questions never involve
     grants. A cheap filter before the full evaluation, which still decides (Denies,
     conditions, IAM)."""
+    # Without IAM policies only a statement naming the principal itself (or "*") can allow it:
+    # one naming its account only delegates to IAM.
+    need = ACCOUNT_MATCH if principal.identity_policies else DIRECT_MATCH
     naming = [st for _, st in statements(doc)
-              if str(st.get("Effect", "")).lower() == "allow" and principal_match(st, principal) != NO_MATCH]
+              if str(st.get("Effect", "")).lower() == "allow" and principal_match(st, principal) >= need]
     return [a for a in actions if any(action_matches(st, a) for st in naming)]
 
 

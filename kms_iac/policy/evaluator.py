@@ -692,4 +692,4 @@ canonical_aws_principal = _canon_aws
 arn_account = _arn_account
 principal_match = _principal_match
 action_matches = _action_matches
-NO_MATCH = _NO
+NO_MATCH, ACCOUNT_MATCH, DIRECT_MATCH = _NO, _ACCOUNT, _DIRECT
