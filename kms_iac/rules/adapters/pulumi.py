@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping
 
 from kms_iac.policy.document import PolicyError, parse_policy
 from kms_iac.rules.view import SYMMETRIC, IdentityPolicyView, KeyView, View
+from kms_iac.rules.adapters.values import timestamp
 
 
 class _Unknown:
@@ -125,17 +126,6 @@ def _window(value: Any) -> int | None:
     return _int(value)
 
 
-def _time(value: Any) -> dt.datetime | None:
-    """An RFC 3339 timestamp (``validTo``) as an aware datetime; None if absent, unknown or unreadable."""
-    if not isinstance(value, str) or is_unknown(value):
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
 def _policy(value: Any) -> tuple[dict | None, bool]:
     """(parsed policy, unresolved): absent is KMS's default policy, unknown or unreadable is unresolved."""
     if value is None:
@@ -201,7 +191,7 @@ def key_view(res: PulumiResource, account: str | None = None, now: dt.datetime |
         rotation = _bool(res.get("enableKeyRotation"), False)
         period = _int(res.get("rotationPeriodInDays"))
     state = _known(res.get("keyState"))
-    valid_to = _time(res.get("validTo"))
+    valid_to = timestamp(res.get("validTo"))
     expired = valid_to is not None and valid_to <= now
     return KeyView(
         resource=res.name, source="pulumi",

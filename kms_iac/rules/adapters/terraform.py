@@ -31,6 +31,7 @@ from kms_iac.rules.adapters.accounts import most_frequent, principal_accounts
 from kms_iac.rules.adapters.cloudformation import TemplateError
 from kms_iac.rules.config import RulesConfig
 from kms_iac.rules.view import PLACEHOLDER_ACCOUNT, SYMMETRIC, IdentityPolicyView, KeyView, View
+from kms_iac.rules.adapters.values import timestamp
 
 __all__ = ["PlanError", "views_from_plan", "view_from_values", "is_terraform_plan", "KEY_TYPES", "IDENTITY_TYPES"]
 
@@ -134,16 +135,6 @@ def _tags(attrs: _Attrs) -> dict[str, str]:
     return {}
 
 
-def _valid_to(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-
-
 def _grant(values: Mapping) -> dict:
     """An ``aws_kms_grant``'s values in the shape of KMS ListGrants (what live views hold)."""
     if "grantee_principal" not in values:
@@ -191,7 +182,7 @@ def _key_view(rtype: str, address: str, attrs: _Attrs, file: str | None, config,
     material = primary if (replica and primary is not None) else (None if replica else attrs)
     if external:
         view.origin = "EXTERNAL"
-        valid_to = _valid_to(attrs.get("valid_to"))
+        valid_to = timestamp(attrs.get("valid_to"))
         view.valid_to = valid_to
         view.material_expired = bool(valid_to and valid_to <= dt.datetime.now(dt.timezone.utc))
         view.rotation_enabled = False
