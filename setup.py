@@ -1,10 +1,21 @@
-"""Packages: kms_iac, and the top-level components/ directory installed as kms_iac.components
-(pyproject.toml holds everything else; setuptools' declarative config cannot map a
-subpackage to another directory while finding the rest)."""
+"""Packages: kms_iac; the top-level components/ directory installed as kms_iac.components; and
+the non-Python parts kms-iac runs (checkov checks, the Pulumi policy pack, the Go sources of
+the Pulumi CLI, checkov's pins) installed as kms_iac/_bundled/<name>/, so a wheel carries
+everything it needs at run time. kms_iac/bundled.py holds that layout and finds the parts in
+either place. (pyproject.toml holds everything else; setuptools' declarative config cannot map
+a subpackage to another directory while finding the rest.)"""
+
+import runpy
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
+LAYOUT = runpy.run_path(str(Path(__file__).resolve().parent / "kms_iac" / "bundled.py"))["LAYOUT"]
+BUNDLED = {f"kms_iac._bundled.{name}": (src, data) for name, (src, data) in LAYOUT.items()}
+
 setup(
-    packages=find_packages(include=["kms_iac*"]) + ["kms_iac.components"],
-    package_dir={"kms_iac.components": "components"},
+    packages=find_packages(include=["kms_iac*"]) + ["kms_iac.components", *BUNDLED],
+    package_dir={"kms_iac.components": "components", **{pkg: src for pkg, (src, _) in BUNDLED.items()}},
+    package_data={"kms_iac.components": ["PulumiPlugin.yaml"],
+                  **{pkg: list(data) for pkg, (_, data) in BUNDLED.items() if data}},
 )
