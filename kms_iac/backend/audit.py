@@ -8,7 +8,6 @@ server and embedded clients append to the same file.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 
@@ -74,6 +73,21 @@ def _lower_first(d: Any) -> Any:
     return d
 
 
+def _identity(ctx: RequestContext) -> dict[str, Any]:
+    """CloudTrail's userIdentity. A request refused before its signature was verified is
+    ``{"type": "Unknown", "accessKeyId": <the one it presented>}``: who it claimed to be, with no
+    account or ARN, since nothing was proven."""
+    if ctx.principal_type == "Unknown":
+        return {"type": "Unknown", "accessKeyId": ctx.access_key_id}
+    return {
+        "type": ctx.principal_type,
+        "principalId": ctx.account if ctx.principal_type == "Root" else ctx.access_key_id,
+        "arn": ctx.principal_arn,
+        "accountId": ctx.account,
+        "accessKeyId": ctx.access_key_id,
+    }
+
+
 class AuditLog:
     """Appends CloudTrail records to the data dir's audit log."""
 
@@ -95,13 +109,7 @@ class AuditLog:
     ) -> None:
         event: dict[str, Any] = {
             "eventVersion": "1.08",
-            "userIdentity": {
-                "type": ctx.principal_type,
-                "principalId": ctx.account if ctx.principal_type == "Root" else ctx.access_key_id,
-                "arn": ctx.principal_arn,
-                "accountId": ctx.account,
-                "accessKeyId": ctx.access_key_id,
-            },
+            "userIdentity": _identity(ctx),
             "eventTime": iso(when),
             "eventSource": "kms.amazonaws.com",
             "eventName": operation,
@@ -133,16 +141,23 @@ class AuditLog:
             pass
 
 
-def read_events(data_dir: Path) -> Iterator[dict]:
+def read_events(data_dir: Path, skipped: list[int] | None = None) -> Iterator[dict]:
+    """The audit log's records, oldest first. A line that is not a JSON object (torn by a crash
+    mid-write, or not written by kms-iac at all: not even UTF-8) is skipped; its line number is
+    appended to ``skipped`` when given, so a reader can say how much it could not show."""
     path = data_dir / AUDIT_FILE
     if not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash mid-write
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                event = None
+            if isinstance(event, dict):
+                yield event
+            elif skipped is not None:
+                skipped.append(number)

@@ -22,7 +22,8 @@ from kms_iac.backend import keystate
 from kms_iac.backend.audit import AuditLog
 from kms_iac.backend.clock import DAY, Clock
 from kms_iac.backend.context import RequestContext
-from kms_iac.backend.crypto import MaterialWrapper, load_or_create_root_key
+from kms_iac.backend.crypto import MaterialWrapper
+from kms_iac.backend.datadir import DB_FILE, DataDirError, database_error, open_data_dir
 from kms_iac.backend.errors import (
     DryRunOperationException,
     KMSError,
@@ -42,7 +43,6 @@ from kms_iac.backend.throttle import RateLimiter
 
 log = logging.getLogger("kms_iac.backend")
 
-DB_FILE = "kms.sqlite3"
 USAGE_FLUSH_SECONDS = 1.0
 # Operations on no existing key: with authorization on, IAM policies alone decide them.
 ACCOUNT_OPERATIONS = {
@@ -152,15 +152,32 @@ class Backend:
         clock: Clock | None = None,
         requests_per_second: float | None = None,
         synchronous: str = "FULL",
+        create: bool = True,
     ) -> None:
+        """Open (``create=True``: or start) the data dir; :class:`DataDirError` when it cannot be used.
+
+        The data dir is checked before anything in it is written (see :mod:`datadir`): a missing
+        or truncated root key, a corrupt database or an unwritable directory is refused with one
+        message, never "repaired" by replacing the root key.
+        """
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.region = region
         self.account = account
         self.clock = clock or Clock()
-        self.store = Store(self.data_dir / DB_FILE, synchronous=synchronous)
-        self.wrapper = MaterialWrapper(load_or_create_root_key(self.data_dir))
-        self.audit = AuditLog(self.data_dir)
+        root_key = open_data_dir(self.data_dir, create=create)
+        db = self.data_dir / DB_FILE
+        try:
+            self.store = Store(db, synchronous=synchronous)
+        except sqlite3.Error as exc:
+            raise database_error(db, exc) from None
+        self.wrapper = MaterialWrapper(root_key)
+        try:
+            self.audit = AuditLog(self.data_dir)
+        except OSError as exc:
+            self.store.close()
+            raise DataDirError(self.data_dir, f"cannot open the audit log in {self.data_dir}: "
+                                              f"{exc.strerror or exc}",
+                               "check that the data dir and its files are writable by this user") from None
         self.throttle = RateLimiter(requests_per_second) if requests_per_second else None
         self.authorizer = None  # set by the authorization layer when principals are configured
         self.authenticator = None  # SigV4 verification against a principals file, when configured

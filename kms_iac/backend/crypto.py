@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT_KEY_FILE = "root.key"
+ROOT_KEY_LEN = 32
 BLOB_MAGIC = b"KIAC"
 BLOB_FORMAT = 1
 NONCE_LEN = 12
@@ -34,18 +35,20 @@ class AuthenticationFailed(ValueError):
     """The blob is ours but was altered, truncated, or used with the wrong context."""
 
 
-def load_or_create_root_key(data_dir: Path) -> bytes:
-    """Create the root key once and read it.
+def create_root_key(data_dir: Path) -> bytes:
+    """Create the data dir's root key unless it exists, and return it.
 
     Written to a temporary file, synced, then linked into place: a crash at any point
-    leaves either no root key or a whole one, and ``link`` fails if another process won.
+    leaves either no root key or a whole one, and ``link`` fails if another process won
+    (whose key is then used). Callers check first that creating one is safe
+    (:func:`kms_iac.backend.datadir.open_data_dir`).
     """
     path = data_dir / ROOT_KEY_FILE
     if not path.exists():
         tmp = data_dir / f".{ROOT_KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, os.urandom(32))
+            os.write(fd, os.urandom(ROOT_KEY_LEN))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -61,8 +64,8 @@ def load_or_create_root_key(data_dir: Path) -> bytes:
         finally:
             os.close(dfd)
     raw = path.read_bytes()
-    if len(raw) != 32:
-        raise RuntimeError(f"{path} is not a 32-byte root key")
+    if len(raw) != ROOT_KEY_LEN:
+        raise ValueError(f"{path} is not a {ROOT_KEY_LEN}-byte root key")
     return raw
 
 

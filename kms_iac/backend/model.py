@@ -28,6 +28,15 @@ def service_model():
     return botocore.session.get_session().get_service_model("kms")
 
 
+@lru_cache(maxsize=1)
+def iam_actions() -> tuple[str, ...]:
+    """KMS's IAM action names, sorted: ``kms:<Operation>`` for every API operation, except that
+    ReEncrypt is authorized as two actions, ``kms:ReEncryptFrom`` (source key) and
+    ``kms:ReEncryptTo`` (destination key), as AWS KMS documents."""
+    operations = (set(service_model().operation_names) - {"ReEncrypt"}) | {"ReEncryptFrom", "ReEncryptTo"}
+    return tuple(sorted(f"kms:{op}" for op in operations))
+
+
 @lru_cache(maxsize=None)
 def operation(name: str) -> OperationModel:
     model = service_model()

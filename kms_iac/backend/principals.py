@@ -241,13 +241,16 @@ def load_principals(path: Path | str) -> Directory:
     p = Path(path)
     source = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise PrincipalsError(source, "", f"cannot read the file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PrincipalsError(source, "", "not UTF-8 text (a binary file?)") from None
     try:
         doc = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PrincipalsError(source, "", f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        raise PrincipalsError(source, "", f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
+                                          f"{' '.join(str(exc).split())}") from None
     return parse_principals(doc, source)
 
 

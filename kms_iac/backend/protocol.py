@@ -13,6 +13,7 @@ import orjson
 from typing import Mapping
 
 from kms_iac.backend.core import Backend
+from kms_iac.backend.signature import AUTHENTICATION_ERRORS, unauthenticated
 from kms_iac.backend.errors import (
     KMSError,
     KMSInternalException,
@@ -69,7 +70,9 @@ def handle_http(
         operation = target[len(TARGET_PREFIX):]
         try:
             ctx = backend.authenticate(ctx, h, method, path, body)
-        except KMSError as err:  # refused before dispatch: still a call the audit log must show
+        except KMSError as err:  # refused before dispatch: still a call the audit log must show, by whoever it claimed to be
+            if err.code in AUTHENTICATION_ERRORS:  # (a bad X-Kms-Iac-Via-Service comes after a valid signature)
+                ctx = unauthenticated(ctx, h)
             backend.audit.record(ctx, operation, backend.clock.now(), None, None, err.code, err.message)
             raise
         try:

@@ -62,17 +62,42 @@ def _material(value: Any, where: str) -> bytes:
 
 def load_seed_file(path: Path) -> dict:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SeedError(f"cannot read {path}: {exc}") from None
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SeedError(f"{path} is not UTF-8 text (a binary file?)") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SeedError(f"{path} is not valid YAML or JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("keys", []), list):
         raise SeedError(f"{path}: expected a mapping with a 'keys' list")
     return doc
 
 
+Planned = list[tuple[KeyRecord, list[bytes], list[dict], list[str]]]
+
+
 def seed(backend: Backend, doc: dict) -> SeedResult:
-    now = backend.clock.now()
-    planned: list[tuple[KeyRecord, list[bytes], list[dict], list[str]]] = []
+    """Check ``doc`` whole, then write it in one transaction (a bad file changes nothing)."""
+    return apply_seed(backend, plan_seed(doc, backend.account, backend.region, backend.clock.now()))
+
+
+def _list(spec: dict, name: str, where: str) -> list:
+    value = spec.get(name) or []
+    if not isinstance(value, list):
+        raise SeedError(f"{where}: {name} must be a list")
+    return value
+
+
+def plan_seed(doc: dict, account: str, region: str, now: float) -> Planned:
+    """Every key of ``doc`` as the records to write, checked; SeedError on the first problem.
+
+    Needs no backend, so a command can check a seed file before it opens (or creates) a data dir.
+    """
+    default_account, default_region = account, region
+    planned: Planned = []
     seen_ids: set[tuple[str, str]] = set()
     for i, spec in enumerate(doc.get("keys") or []):
         where = f"keys[{i}]"
@@ -84,8 +109,8 @@ def seed(backend: Backend, doc: dict) -> SeedResult:
         multi = bool(spec.get("multi_region", key_id.startswith("mrk-")))
         if multi != key_id.startswith("mrk-"):
             raise SeedError(f"{where}: multi-Region key ids start with mrk-, others must not")
-        account = str(spec.get("account", backend.account))
-        region = str(spec.get("region", backend.region))
+        account = str(spec.get("account", default_account))
+        region = str(spec.get("region", default_region))
         if (key_id, region) in seen_ids:
             raise SeedError(f"{where}: duplicate key id {key_id}")
         seen_ids.add((key_id, region))
@@ -101,7 +126,7 @@ def seed(backend: Backend, doc: dict) -> SeedResult:
             check_policy_document(str(policy))
         except Exception as exc:
             raise SeedError(f"{where}: invalid policy: {getattr(exc, 'message', exc) or 'malformed JSON'}") from None
-        materials = [_material(m, where) for m in spec.get("previous_materials") or []]
+        materials = [_material(m, where) for m in _list(spec, "previous_materials", where)]
         materials.append(_material(spec["material"], where) if spec.get("material") else None)  # type: ignore[arg-type]
         tags_in = spec.get("tags") or {}
         if not isinstance(tags_in, dict):
@@ -111,13 +136,15 @@ def seed(backend: Backend, doc: dict) -> SeedResult:
             check_tags(tags)
         except Exception as exc:
             raise SeedError(f"{where}: {getattr(exc, 'message', exc)}") from None
-        aliases = [str(a) for a in spec.get("aliases") or []]
+        aliases = [str(a) for a in _list(spec, "aliases", where)]
         for a in aliases:
             if not ALIAS_NAME_RE.match(a) or a.startswith(AWS_ALIAS_PREFIX):
                 raise SeedError(f"{where}: invalid alias name {a!r}")
         rotation = spec.get("rotation") or {}
-        period = int(rotation.get("period_days", DEFAULT_PERIOD_DAYS))
-        if not 90 <= period <= 2560:
+        if not isinstance(rotation, dict):
+            raise SeedError(f"{where}: rotation must be a mapping like {{enabled: true, period_days: 365}}")
+        period = rotation.get("period_days", DEFAULT_PERIOD_DAYS)
+        if isinstance(period, bool) or not isinstance(period, int) or not 90 <= period <= 2560:
             raise SeedError(f"{where}: rotation period_days must be 90-2560")
         rec = KeyRecord(
             key_id=key_id, region=region, account=account, created=now, key_spec="SYMMETRIC_DEFAULT",
@@ -129,7 +156,12 @@ def seed(backend: Backend, doc: dict) -> SeedResult:
             rotation_anchor=now if rotation.get("enabled") else None,
         )
         planned.append((rec, materials, tags, aliases))
+    return planned
 
+
+def apply_seed(backend: Backend, planned: Planned) -> SeedResult:
+    """Write checked records in one transaction; SeedError (and nothing written) if a key or alias exists."""
+    now = backend.clock.now()
     with backend.store.lock, backend.store.write() as c:
         for rec, materials, tags, aliases in planned:
             existing = backend.store.get_key(rec.key_id, rec.region)

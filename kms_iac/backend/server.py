@@ -9,6 +9,7 @@ what lets one Python process outrun moto's threaded WSGI server. Parser errors g
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import math
@@ -181,7 +182,7 @@ class KmsServer:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        if self.sock is not None:  # a worker of a multi-process server: the parent bound the socket
+        if self.sock is not None:  # bound by run() (before the data dir was opened), or a worker's inherited one
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), sock=self.sock, backlog=1024)
         else:
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port,
@@ -207,22 +208,78 @@ def _install_uvloop() -> None:
         pass
 
 
+class ListenError(Exception):
+    """The server cannot listen on HOST:PORT. ``bad_address``: the host is not an address of this
+    machine (a usage mistake) rather than the port being taken or forbidden."""
+
+    def __init__(self, message: str, bad_address: bool) -> None:
+        super().__init__(message)
+        self.bad_address = bad_address
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening, non-blocking socket on ``host:port``, or :class:`ListenError` saying why not.
+
+    Bound before the backend opens its data dir, so a wrong address or a taken port changes
+    nothing on disk.
+    """
+    if not host.strip():
+        raise ListenError("--host is empty; use an IP address of this machine (127.0.0.1, 0.0.0.0 for all "
+                          "interfaces, ::1) or a name resolving to one", bad_address=True)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # IPv4 first for names with both (localhost): what clients given "localhost" try and
+        # what this server always listened on
+        family, kind, proto, _, address = next((a for a in found if a[0] == socket.AF_INET), found[0])
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ListenError(f"--host {host!r} is not an address to listen on ({reason}); use an IP address of this "
+                          "machine (127.0.0.1, 0.0.0.0 for all interfaces, ::1) or a name resolving to one",
+                          bad_address=True) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        where = f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ListenError(f"cannot listen on {where}: the port is already in use; stop the program using it or "
+                              "choose another --port (0 picks a free one)", bad_address=False) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ListenError(f"cannot listen on {where}: {host} is not an address of this machine; use one of its "
+                              "addresses (127.0.0.1, 0.0.0.0 for all interfaces)", bad_address=True) from None
+        if exc.errno == errno.EACCES:
+            raise ListenError(f"cannot listen on {where}: permission denied (ports below 1024 need privileges); "
+                              "choose a --port above 1023", bad_address=False) from None
+        raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}; check --host and --port",
+                          bad_address=False) from None
+    sock.setblocking(False)
+    return sock
+
+
 def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control: bool = False, workers: int = 1) -> None:
     """Serve until SIGTERM/SIGINT.
 
-    With ``workers > 1`` the parent binds the socket, forks that many worker processes
-    (each with its own Backend on the same data dir, which the store makes safe) and
-    prints the ready line; the kernel spreads connections over the workers.
+    The socket is bound first (:class:`ListenError` if it cannot be), then the backend opens
+    its data dir (:class:`~kms_iac.backend.datadir.DataDirError` if it cannot be used): either
+    failure leaves the data dir as it was. With ``workers > 1`` the parent binds the socket,
+    opens the data dir once (so it is checked, and created, before any worker starts), forks
+    that many worker processes (each with its own Backend on the same data dir, which the store
+    makes safe) and prints the ready line; the kernel spreads connections over the workers.
     """
     _install_uvloop()
+    sock = bind_socket(host, port)
+    try:
+        backend = make_backend()
+    except BaseException:
+        sock.close()
+        raise
     if workers <= 1:
-        asyncio.run(KmsServer(make_backend(), host, port, clock_control).serve())
+        asyncio.run(KmsServer(backend, host, port, clock_control, sock=sock).serve())
         return
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
+    backend.close()  # checked and created; each worker opens its own (SQLite connections must not cross fork)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()

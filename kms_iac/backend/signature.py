@@ -15,6 +15,12 @@ from kms_iac.backend.errors import IncompleteSignature, InvalidSignatureExceptio
 
 REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
+# The refusals that mean the caller was never established (AWS's names for them).
+AUTHENTICATION_ERRORS = frozenset({
+    "MissingAuthenticationTokenException", "IncompleteSignature", "InvalidSignatureException",
+    "UnrecognizedClientException",
+})
+_PRESENTED_RE = re.compile(r"Credential=([^/,\s]{1,128})(?:/[^/,\s]*/([^/,\s]*))?")
 
 
 def signing_identity(headers: Mapping[str, str]) -> tuple[str, str, str]:
@@ -41,4 +47,18 @@ def context_from_signature(ctx: RequestContext, headers: Mapping[str, str]) -> R
     access_key, region, _service = signing_identity(headers)
     ctx.access_key_id = access_key
     ctx.region = region
+    return ctx
+
+
+def unauthenticated(ctx: RequestContext, headers: Mapping[str, str]) -> RequestContext:
+    """The context of a request refused before its caller was established (no or a bad signature,
+    an unknown access key): CloudTrail's ``Unknown`` identity with the access key id and region the
+    request *presented*, read leniently. Never the account root: nothing was proven."""
+    m = _PRESENTED_RE.search(headers.get("authorization") or "")
+    ctx.principal_type = "Unknown"
+    ctx.principal_arn = ""
+    ctx.access_key_id = m.group(1) if m else None
+    if m and m.group(2) and REGION_RE.match(m.group(2)):
+        ctx.region = m.group(2)
+    ctx.identity_policies = ()
     return ctx

@@ -221,16 +221,20 @@ class Store:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={synchronous}")
-        self._conn.execute("PRAGMA busy_timeout=30000")
         self._lock = threading.RLock()
         self._cache = _Cache()
-        with self.write() as c:
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
-        self._data_version = self._read_data_version()
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+            with self.write() as c:
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            self._data_version = self._read_data_version()
+        except sqlite3.Error:  # a damaged or unwritable database: do not leak the connection
+            self._conn.close()
+            raise
 
     # -- transactions and cache coherence -------------------------------------------------
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
 from kms_iac.backend.defaults import DEFAULT_ACCOUNT, DEFAULT_REGION, default_data_dir
+from kms_iac.cli.errors import BadInput, DataDirType, NetworkError
 
 DATA_DIR = click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DataDirType(),
     default=None,
     help="Data directory (default: $KMS_IAC_DATA_DIR or ./.kms-iac).",
 )
@@ -25,12 +28,17 @@ def local() -> None:
 
 
 @local.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=4599, show_default=True, type=int, help="0 picks a free port (printed when ready).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: an IP address of this machine (0.0.0.0 for all) or a name resolving to one.")
+@click.option("--port", default=4599, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port, 0..65535; 0 picks a free port (printed when ready).")
 @DATA_DIR
-@click.option("--region", default=DEFAULT_REGION, show_default=True, help="Region of unsigned/embedded callers.")
-@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True)
-@click.option("--requests-per-second", type=float, default=None, help="Quota; excess requests get ThrottlingException.")
+@click.option("--region", default=DEFAULT_REGION, show_default=True,
+              help="The backend's default region; a signed request is served in the region of its credential scope.")
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True,
+              help="Account of callers without --principals (every well-formed signed request is its root).")
+@click.option("--requests-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Quota (> 0); excess requests get ThrottlingException.")
 @click.option("--clock-control", is_flag=True, help="Testing: allow KmsIacAdmin.AdvanceClock to move the backend's clock.")
 @click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True,
               help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
@@ -42,10 +50,15 @@ def local() -> None:
 def serve(host: str, port: int, data_dir: Path | None, region: str, account: str,
           requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int,
           principals_file: Path | None) -> None:
-    """Serve the KMS JSON 1.1 API over HTTP."""
+    """Serve the KMS JSON 1.1 API over HTTP.
+
+    Exit status: 0 after SIGTERM/SIGINT; 2 a bad option, --host or principals file; 3 the data
+    dir cannot be used; 4 the address cannot be listened on (e.g. the port is in use). On any of
+    these nothing in the data dir is created or changed.
+    """
     from kms_iac.backend.clock import OffsetClock
     from kms_iac.backend.core import Backend
-    from kms_iac.backend.server import run
+    from kms_iac.backend.server import ListenError, run
 
     if workers > 1 and (clock_control or requests_per_second):
         raise click.UsageError("--workers > 1 cannot be combined with --clock-control or --requests-per-second "
@@ -53,12 +66,9 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
 
     directory = None
     if principals_file is not None:
-        from kms_iac.backend.principals import PrincipalsError, load_principals
+        from kms_iac.backend.principals import load_principals
 
-        try:
-            directory = load_principals(principals_file)
-        except PrincipalsError as exc:
-            raise click.ClickException(str(exc)) from None
+        directory = load_principals(principals_file)
 
     def make_backend() -> Backend:
         backend = Backend(
@@ -73,34 +83,86 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
             attach_principals(backend, directory)
         return backend
 
-    run(make_backend, host, port, clock_control=clock_control, workers=workers)
+    try:
+        run(make_backend, host, port, clock_control=clock_control, workers=workers)
+    except ListenError as exc:
+        raise (BadInput if exc.bad_address else NetworkError)(str(exc)) from None
 
 
 @local.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DATA_DIR
-@click.option("--region", default=DEFAULT_REGION, show_default=True)
-@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True)
-def seed(file: Path, data_dir: Path | None, region: str, account: str) -> None:
-    """Load keys with fixed ids and material, aliases, policies and tags from a YAML file."""
-    from kms_iac.backend.core import Backend
-    from kms_iac.backend.seed import SeedError, load_seed_file
-    from kms_iac.backend.seed import seed as do_seed
+@click.option("--region", default=DEFAULT_REGION, show_default=True, help="Region of keys that name none.")
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True, help="Account of keys that name none.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"keys": [ids], "aliases": [names]} as JSON.')
+def seed(file: Path, data_dir: Path | None, region: str, account: str, as_json: bool) -> None:
+    """Load keys with fixed ids and material, aliases, policies and tags from a YAML/JSON FILE.
 
+    \b
+    keys:
+      - id: 0b7f3c1e-1111-4222-8333-944445555666   # or mrk-<32 hex> (multi-Region)
+        description: orders tenant key
+        material: <base64 of 32 bytes>             # optional; random when absent
+        previous_materials: [<base64>, ...]        # optional; older versions, oldest first
+        state: Enabled                             # Enabled | Disabled
+        policy: {...}                              # default key policy when absent
+        rotation: {enabled: true, period_days: 365}
+        tags: {tenant: orders}
+        aliases: [alias/orders]
+        account: "111122223333"                    # optional
+        region: us-east-1                          # optional
+
+    The whole file is checked before the data dir is opened and written in one transaction:
+    a bad file, or a key or alias that already exists, changes nothing (exit 2; 3 when the
+    data dir cannot be used).
+    """
+    import time
+
+    from kms_iac.backend.core import Backend
+    from kms_iac.backend.seed import apply_seed, load_seed_file, plan_seed
+
+    planned = plan_seed(load_seed_file(file), account, region, time.time())
     backend = Backend(data_dir or default_data_dir(), region=region, account=account)
     try:
-        result = do_seed(backend, load_seed_file(file))
-    except SeedError as exc:
-        raise click.ClickException(str(exc)) from None
+        result = apply_seed(backend, planned)
     finally:
         backend.close()
+    if as_json:
+        click.echo(json.dumps({"keys": result.keys, "aliases": result.aliases}))
+        return
     click.echo(f"seeded {len(result.keys)} key(s) and {len(result.aliases)} alias(es)")
     for kid in result.keys:
         click.echo(f"  {kid}")
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+_AGO = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class SinceType(click.ParamType):
+    """A point in time: ISO 8601 (a date, or a date and time, UTC unless it has an offset), or a
+    duration ago (90s, 30m, 2h, 7d, 1w)."""
+
+    name = "TIME"
+    FORMATS = "ISO 8601 (2026-11-28, 2026-11-28T12:00:00Z, 2026-11-28T12:00:00+01:00) or a duration ago (30m, 2h, 7d)"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        ago = _AGO.match(text.lower())
+        if ago:
+            return datetime.now(timezone.utc) - timedelta(seconds=int(ago.group(1)) * _UNIT_SECONDS[ago.group(2)])
+        try:
+            return _utc(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a time; use {self.FORMATS}", param, ctx)
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time as UTC (naive times are UTC, as CloudTrail's eventTime is)."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 @local.command()
@@ -108,17 +170,22 @@ def _parse_time(value: str) -> datetime:
 @click.option("--event", "events", multiple=True, help="Only these eventNames (repeatable).")
 @click.option("--key", "key", default=None, help="Only calls on this key id or ARN.")
 @click.option("--errors", is_flag=True, help="Only refused calls.")
-@click.option("--since", default=None, help="ISO time, e.g. 2026-11-28T12:00:00Z.")
-@click.option("--limit", type=int, default=None, help="Only the last N matching events.")
+@click.option("--since", type=SinceType(), default=None, help=f"Only events from then on: {SinceType.FORMATS}.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the last N matching events (N >= 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the CloudTrail records as JSON lines.")
 def audit(data_dir: Path | None, events: tuple[str, ...], key: str | None, errors: bool,
-          since: str | None, limit: int | None, as_json: bool) -> None:
-    """Print the audit log (CloudTrail format) readably, with filters."""
-    from kms_iac.backend.audit import read_events
+          since: datetime | None, limit: int | None, as_json: bool) -> None:
+    """Print the audit log (CloudTrail format) readably, with filters.
 
-    since_dt = _parse_time(since) if since else None
+    Exit status 3 when the data dir does not exist or is not a kms-iac data dir.
+    """
+    from kms_iac.backend.audit import read_events
+    from kms_iac.backend.datadir import existing_data_dir
+
+    directory = existing_data_dir(data_dir or default_data_dir())
     rows = []
-    for ev in read_events(data_dir or default_data_dir()):
+    skipped: list[int] = []
+    for ev in read_events(directory, skipped=skipped):
         if events and ev.get("eventName") not in events:
             continue
         if errors and not ev.get("errorCode"):
@@ -126,11 +193,15 @@ def audit(data_dir: Path | None, events: tuple[str, ...], key: str | None, error
         if key and not any(key in (r.get("ARN") or "") for r in ev.get("resources") or []) \
                 and key not in json.dumps(ev.get("requestParameters") or {}):
             continue
-        if since_dt and _parse_time(ev["eventTime"]) < since_dt:
+        if since and not _at_or_after(ev.get("eventTime"), since):
             continue
         rows.append(ev)
+    if skipped:
+        click.echo(f"warning: skipped {len(skipped)} line(s) of {directory / 'audit.log'} that are not CloudTrail "
+                   f"records (line {', '.join(map(str, skipped[:5]))}{', ...' if len(skipped) > 5 else ''}: torn by "
+                   "a crash, or not written by kms-iac)", err=True)
     if limit is not None:
-        rows = rows[-limit:]
+        rows = rows[len(rows) - limit:] if limit else []
     if as_json:
         for ev in rows:
             sys.stdout.write(json.dumps(ev) + "\n")
@@ -146,12 +217,26 @@ def audit(data_dir: Path | None, events: tuple[str, ...], key: str | None, error
         table.add_row(
             ev.get("eventTime", ""),
             ev.get("eventName", ""),
-            (ev.get("userIdentity") or {}).get("arn", ""),
+            _caller(ev.get("userIdentity") or {}),
             ev.get("awsRegion", ""),
             ", ".join(r.get("ARN", "").rsplit("/", 1)[-1] for r in res),
             f"[red]{ev['errorCode']}[/red]: {ev.get('errorMessage', '')}" if ev.get("errorCode") else "[green]OK[/green]",
         )
     Console().print(table)
+
+
+def _at_or_after(event_time: Any, since: datetime) -> bool:
+    try:
+        return _utc(str(event_time)) >= since
+    except ValueError:
+        return False
+
+
+def _caller(identity: dict) -> str:
+    """Who called: the principal's ARN, or for a refused signature the access key it presented."""
+    if identity.get("arn"):
+        return identity["arn"]
+    return f"unauthenticated ({identity.get('accessKeyId') or 'no access key'})"
 
 
 @local.group()
@@ -162,15 +247,24 @@ def hsm() -> None:
 @hsm.command("create-cluster")
 @click.argument("name")
 @DATA_DIR
-@click.option("--user-pin", default=None, help="The token's user PIN, i.e. the KeyStorePassword (default: random).")
-@click.option("--so-pin", default=None, help="The token's security officer PIN (default: random).")
+@click.option("--user-pin", default=None,
+              help="The token's user PIN, i.e. the KeyStorePassword: 7 to 32 characters (default: random).")
+@click.option("--so-pin", default=None, help="The token's security officer PIN: 4 to 255 characters (default: random).")
 def create_cluster(name: str, data_dir: Path | None, user_pin: str | None, so_pin: str | None) -> None:
-    """Initialise a SoftHSM2 token as a CloudHSM cluster; print what CreateCustomKeyStore takes (JSON)."""
+    """Initialise a SoftHSM2 token as a CloudHSM cluster; print what CreateCustomKeyStore takes (JSON).
+
+    Exit status 2 for a bad PIN or a missing SoftHSM2, 3 when the data dir cannot be used;
+    either way nothing is created.
+    """
     from kms_iac.backend.hsm import HsmError
     from kms_iac.backend.ops.custom_key_stores import create_cluster as do_create
 
+    if not name.strip():
+        raise BadInput("the cluster NAME is empty; give it a name, e.g. kms-iac local hsm create-cluster my-cluster")
     try:
         result = do_create(data_dir or default_data_dir(), name, user_pin=user_pin, so_pin=so_pin)
-    except (HsmError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:  # a PIN AWS would refuse
+        raise BadInput(f"{exc}; give another --user-pin/--so-pin, or leave them out for random ones") from None
+    except HsmError as exc:
+        raise BadInput(str(exc).rstrip(".")) from None
     click.echo(json.dumps(result))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from kms_iac.cli.checkov import checkov
+from kms_iac.cli.errors import KmsIacGroup
 from kms_iac.cli.local import local
 from kms_iac.cli.policy import policy
 from kms_iac.cli.policy_pack import policy_pack
 from kms_iac.cli.scan import scan
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=KmsIacGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kms-iac")
 def cli() -> None:
     """AWS KMS keys as code: local backend, provider, rules."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kms_iac.backend import hsm, keystate
 from kms_iac.backend.core import DB_FILE, Call
+from kms_iac.backend.datadir import database_error, open_data_dir
 from kms_iac.backend.errors import (
     CloudHsmClusterInUseException,
     CloudHsmClusterNotFoundException,
@@ -117,17 +118,23 @@ def create_cluster(data_dir: Path | str, name: str, user_pin: str | None = None,
     import time
 
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    user_pin = user_pin or secrets.token_urlsafe(12)
-    so_pin = so_pin or secrets.token_urlsafe(12)
+    user_pin = secrets.token_urlsafe(12) if user_pin is None else user_pin
+    so_pin = secrets.token_urlsafe(12) if so_pin is None else so_pin
     if not 7 <= len(user_pin) <= 32:
         raise ValueError("the user PIN (KeyStorePassword) must be 7 to 32 characters long, as AWS requires")
     if not 4 <= len(so_pin) <= 255:
         raise ValueError("the SO PIN must be 4 to 255 characters long")
+    for label, pin in (("user PIN", user_pin), ("SO PIN", so_pin)):
+        if not pin.isprintable() or pin != pin.strip():
+            raise ValueError(f"the {label} must be printable characters without leading or trailing spaces")
+    open_data_dir(data_dir)  # checked (and started) before the token is made: a bad data dir changes nothing
     cluster_id = _new_cluster_id()
     serial = hsm.init_token(data_dir, cluster_id, so_pin, user_pin)
     cert = _trust_anchor(cluster_id, name)
-    store = Store(data_dir / DB_FILE)
+    try:
+        store = Store(data_dir / DB_FILE)
+    except sqlite3.Error as exc:
+        raise database_error(data_dir / DB_FILE, exc) from None
     try:
         with store.write() as c:
             c.execute(

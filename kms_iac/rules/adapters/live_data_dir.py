@@ -50,20 +50,17 @@ def _dispatched(backend, operation: str, ctx) -> Callable[[dict], dict]:
 
 
 def open_backend(data_dir: Path | str):
-    """The data dir's backend, or LiveScanError when there is no kms-iac store there."""
+    """The data dir's backend, or LiveScanError (one line: what is wrong, what to do) when there is
+    no usable kms-iac store there. Nothing in a refused data dir is created or changed."""
     from kms_iac.backend.core import DB_FILE, Backend
-    from kms_iac.backend.crypto import ROOT_KEY_FILE
+    from kms_iac.backend.datadir import DataDirError, existing_data_dir
 
-    path = Path(data_dir)
-    if not path.is_dir():
-        raise LiveScanError(f"no such data dir: {path}")
-    missing = [f for f in (DB_FILE, ROOT_KEY_FILE) if not (path / f).is_file()]
-    if missing:
-        raise LiveScanError(f"{path} is not a kms-iac data dir (no {' or '.join(missing)})")
     try:
-        return Backend(path)
+        return Backend(existing_data_dir(data_dir, (DB_FILE,)), create=False)
+    except DataDirError as e:
+        raise LiveScanError(str(e)) from None
     except (sqlite3.Error, OSError, ValueError) as e:
-        raise LiveScanError(f"{path}: cannot open the local backend's store: {e}") from None
+        raise LiveScanError(f"{data_dir}: cannot open the local backend's store: {e}") from None
 
 
 def scan_data_dir(data_dir: Path | str, regions: Iterable[str] = (), progress: Progress | None = None,
