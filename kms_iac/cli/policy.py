@@ -141,6 +141,14 @@ def check_action(value: str) -> str:
     raise BadInput(f"--action {value!r} is not a KMS action; {hint}")
 
 
+def _complete_action(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of --action: the KMS actions starting with what was typed (any case)."""
+    from kms_iac.backend.model import iam_actions
+
+    typed = incomplete.lower()
+    return [a for a in iam_actions() if a.lower().startswith(typed) or a[4:].lower().startswith(typed)]
+
+
 def _decide(md: dict, policy: dict, grants: list[dict], aliases: list[str], principal_arn: str,
             identity: tuple[dict, ...], action: str, context: dict[str, str], via_service: str | None,
             source_vpce: str | None, region: str):
@@ -196,7 +204,8 @@ def _common(fn):
 @click.option("--principal", required=True,
               help="ARN of the caller: arn:aws:iam::ACCOUNT:root, :user/NAME, :role/NAME, "
                    "arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION or :federated-user/NAME.")
-@click.option("--action", "actions", required=True, multiple=True, help="A KMS action, e.g. kms:Decrypt (repeatable).")
+@click.option("--action", "actions", required=True, multiple=True, shell_complete=_complete_action,
+              help="A KMS action, e.g. kms:Decrypt (repeatable).")
 @click.option("--context", "context", multiple=True, help="Encryption context pair k=v (repeatable).")
 @click.option("--via-service", default=None, help="kms:ViaService, e.g. s3.us-east-1.amazonaws.com.")
 @click.option("--source-vpce", default=None, help="aws:SourceVpce.")
@@ -254,7 +263,8 @@ EXPLAIN_NOTE = ("Without an encryption context or kms:ViaService; conditions on 
 
 @policy.command()
 @_common
-@click.option("--action", "actions", multiple=True, help="Actions to show (default: a standard set).")
+@click.option("--action", "actions", multiple=True, shell_complete=_complete_action,
+              help="Actions to show (default: a standard set).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"key", "actions", "principals": [{"principal", "allowed": {action: bool}}], "note"} as JSON.')
 def explain(key: str, endpoint: str | None, data_dir: Path | None, region: str, principals: Path | None,

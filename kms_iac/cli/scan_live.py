@@ -70,7 +70,12 @@ def _progress_bar():
 def live(endpoint: str | None, data_dir: Path | None, use_aws: bool, regions: tuple[str, ...],
          principals_file: Path | None, fmt: str, fail_on: str, config_path: Path | None, output: Path | None,
          show_passed: bool, grants: bool, concurrency: int) -> None:
-    """Check the keys of a live KMS (local server, data dir or AWS) against KMS001-KMS016."""
+    """Check the keys of a live KMS (local server, data dir or AWS) against KMS001-KMS016.
+
+    Exit status: 0 clean, 1 a finding at or above --fail-on, 2 an error, reported as one
+    `Error:` line (a usage mistake, an endpoint that cannot be reached or refuses the
+    credentials, a data dir that cannot be used).
+    """
     from kms_iac.rules.adapters.live import LiveScanError, identity_views, scan_endpoint
     from kms_iac.rules.engine import evaluate
 

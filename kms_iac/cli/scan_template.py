@@ -36,7 +36,7 @@ def _files(path: Path) -> Iterator[tuple[Path, bool]]:
     elif path.exists():
         yield path, True
     else:
-        raise ScanError(f"{path}: no such file or directory")
+        raise ScanError(f"{path}: no such file or directory; check the path")
 
 
 def _looks_like_iac(path: Path) -> bool:
@@ -103,7 +103,7 @@ def template(paths: tuple[Path, ...], fmt: str, fail_on: str, config_path: Path 
         raise ScanError("give at least one template, plan or directory to scan (kms-iac scan template PATH...)")
     for p in paths:
         if not p.exists():
-            raise ScanError(f"{p}: no such file or directory")
+            raise ScanError(f"{p}: no such file or directory; check the path")
     config = load_rules_config(paths[0], config_path)
     views, scanned = collect_views(paths, config)
     if not scanned:

@@ -176,16 +176,19 @@ def _fatal(exc: Exception, where: str) -> LiveScanError | None:
     from botocore import exceptions as be
 
     if isinstance(exc, (be.EndpointConnectionError, be.ConnectTimeoutError, be.ConnectionClosedError)):
-        return LiveScanError(f"cannot connect to {where}: {exc}")
+        return LiveScanError(f"cannot connect to {where}: {exc}; check that it is running and the URL is right")
     if isinstance(exc, be.ReadTimeoutError):
-        return LiveScanError(f"{where} did not answer in time: {exc}")
+        return LiveScanError(f"{where} did not answer in time: {exc}; try again, or check the endpoint's load")
     if isinstance(exc, (be.NoCredentialsError, be.PartialCredentialsError)):
-        return LiveScanError(f"no usable AWS credentials for {where}: {exc}")
+        return LiveScanError(f"no usable AWS credentials for {where}: {exc}; set AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
     if isinstance(exc, be.NoRegionError):
         return LiveScanError("no AWS region: pass --region or set AWS_REGION")
     if isinstance(exc, be.ClientError) and _error_code(exc) in AUTH_ERRORS:
-        return LiveScanError(f"{where} rejected the credentials: {_error_code(exc)}: "
-                             f"{exc.response.get('Error', {}).get('Message', '')}".rstrip(": "))
+        message = exc.response.get("Error", {}).get("Message", "").rstrip(". ")
+        return LiveScanError(f"{where} rejected the credentials: {_error_code(exc)}"
+                             + (f": {message}" if message else "")
+                             + "; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a key it accepts")
     if isinstance(exc, be.BotoCoreError) and not isinstance(exc, be.ClientError):
         return LiveScanError(f"{where}: {exc}")
     return None
@@ -284,7 +287,8 @@ def _list_region(clients: _Clients, region: str, where: str) -> tuple[list[str],
             raise fatal from None
         if isinstance(e, ClientError) and _error_code(e) in ("AccessDeniedException", "AccessDenied"):
             raise LiveScanError(f"{where} refused ListKeys in {region}: {_error_code(e)}: "
-                                f"{e.response.get('Error', {}).get('Message', '')}") from None
+                                f"{e.response.get('Error', {}).get('Message', '').rstrip('. ')}; use credentials "
+                                "allowed kms:ListKeys (and the reads of each key)") from None
         first = None  # throttled or a server error: the retrying client takes it from here
     try:
         if first is None:
