@@ -26,6 +26,7 @@ _SECRET_FIELDS = {
     "Plaintext", "CiphertextBlob", "CiphertextForRecipient", "Recipient", "KeyMaterial", "ImportToken",
     "PublicKey", "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob", "Message", "Signature", "Mac",
     "KeyStorePassword", "TrustAnchorCertificate", "XksProxyAuthenticationCredential", "SharedSecret",
+    "SharedSecretCiphertextBlob",
     "GrantToken", "GrantTokens",
 }
 # Operations whose responseElements CloudTrail records as null (data-plane calls).
@@ -34,8 +35,10 @@ _NULL_RESPONSE = {
     "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify", "GenerateMac", "VerifyMac",
     "DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus", "ListKeys", "ListAliases", "ListKeyPolicies",
     "ListResourceTags", "ListGrants", "ListRetirableGrants", "ListKeyRotations", "GetKeyLastUsage", "GetPublicKey",
+    "DeriveSharedSecret", "Encapsulate", "Decapsulate",
 }
-_READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Encrypt", "Decrypt", "ReEncrypt", "Generate", "Sign", "Verify")
+_READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Encrypt", "Decrypt", "ReEncrypt", "Generate", "Sign", "Verify",
+                       "DeriveSharedSecret", "Encapsulate", "Decapsulate")
 
 
 def scrub(value: Any) -> Any:

@@ -92,9 +92,33 @@ def condition_keys(*, principal_arn: str, principal_account: str, principal_type
         out["kms:ScheduleKeyDeletionPendingWindowInDays"] = params.get("PendingWindowInDays") or 30
     if operation in ("CreateKey", "PutKeyPolicy"):
         out["kms:BypassPolicyLockoutSafetyCheck"] = bool(params.get("BypassPolicyLockoutSafetyCheck"))
-    if operation in ("Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo"):
-        out["kms:EncryptionAlgorithm"] = params.get("EncryptionAlgorithm", "SYMMETRIC_DEFAULT")
+    out.update(_algorithm_keys(operation, params))
     return {k: v for k, v in out.items() if v is not None}
+
+
+# The request member each algorithm condition key reads, per operation (AWS KMS condition keys:
+# kms:EncryptionAlgorithm, kms:SigningAlgorithm, kms:MessageType, kms:MacAlgorithm,
+# kms:KeyAgreementAlgorithm, kms:DataKeyPairSpec), with the value AWS uses when it is omitted.
+# ReEncrypt is authorized as ReEncryptFrom (source algorithm) and ReEncryptTo (destination);
+# data key operations always encrypt with SYMMETRIC_DEFAULT.
+_ALGORITHM_KEYS: dict[str, tuple[tuple[str, str | None, str | None], ...]] = {
+    **{op: (("kms:EncryptionAlgorithm", "EncryptionAlgorithm", "SYMMETRIC_DEFAULT"),) for op in ("Encrypt", "Decrypt")},
+    "ReEncryptFrom": (("kms:EncryptionAlgorithm", "SourceEncryptionAlgorithm", "SYMMETRIC_DEFAULT"),),
+    "ReEncryptTo": (("kms:EncryptionAlgorithm", "DestinationEncryptionAlgorithm", "SYMMETRIC_DEFAULT"),),
+    **{op: (("kms:EncryptionAlgorithm", None, "SYMMETRIC_DEFAULT"),)
+       for op in ("GenerateDataKey", "GenerateDataKeyWithoutPlaintext")},
+    **{op: (("kms:EncryptionAlgorithm", None, "SYMMETRIC_DEFAULT"), ("kms:DataKeyPairSpec", "KeyPairSpec", None))
+       for op in ("GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext")},
+    **{op: (("kms:SigningAlgorithm", "SigningAlgorithm", None), ("kms:MessageType", "MessageType", "RAW"))
+       for op in ("Sign", "Verify")},
+    **{op: (("kms:MacAlgorithm", "MacAlgorithm", None),) for op in ("GenerateMac", "VerifyMac")},
+    "DeriveSharedSecret": (("kms:KeyAgreementAlgorithm", "KeyAgreementAlgorithm", None),),
+}
+
+
+def _algorithm_keys(operation: str, params: dict) -> dict[str, Any]:
+    return {name: (params.get(member) if member else None) or default
+            for name, member, default in _ALGORITHM_KEYS.get(operation, ())}
 
 
 def request_context(call, key: KeyRecord | None, operation: str, want_aliases: bool = True) -> dict[str, Any]:

@@ -67,6 +67,9 @@ TABLE: dict[str, dict[str, Refusal]] = {
     "Sign": _CRYPTO,
     "Verify": _CRYPTO,
     "GetPublicKey": _CRYPTO,
+    "DeriveSharedSecret": _CRYPTO,
+    "Encapsulate": _CRYPTO,
+    "Decapsulate": _CRYPTO,
     "CreateGrant": {DISABLED: _disabled, PENDING_IMPORT: _pending_import, PENDING_DELETION: _pending_deletion},
     # management
     "EnableKey": _ENABLEMENT,

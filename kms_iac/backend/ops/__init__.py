@@ -41,6 +41,9 @@ def operation(name: str, key: str | None = None, mutates: bool = False) -> Calla
 
 
 def load_all() -> dict[str, OpSpec]:
-    from kms_iac.backend.ops import aliases, asymmetric, custom_key_stores, encryption, grants, imports, keys, policies, random, replication, rotation, tags, usage  # noqa: F401
+    from kms_iac.backend.ops import (  # noqa: F401
+        aliases, asymmetric, custom_key_stores, data_key_pairs, encryption, grants, imports, keys, policies, random,
+        replication, rotation, shared_secrets, tags, usage,
+    )
 
     return OPERATIONS

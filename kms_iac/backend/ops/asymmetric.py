@@ -1,8 +1,10 @@
-"""Asymmetric (RSA, ECC) and HMAC KMS keys: key specs, their material, GetPublicKey,
-Sign, Verify, GenerateMac, VerifyMac, and Encrypt/Decrypt with RSA ENCRYPT_DECRYPT keys.
+"""Asymmetric (RSA, ECC, Ed25519, ML-DSA, ML-KEM) and HMAC KMS keys: CreateKey's checks for
+them, GetPublicKey, Sign, Verify, GenerateMac, VerifyMac, and Encrypt/Decrypt with RSA
+ENCRYPT_DECRYPT keys.
 
 The private key (PKCS#8 DER) or HMAC secret is the key's material: it is stored wrapped
-under the root key through :meth:`Backend.add_material`, like symmetric material.
+under the root key through :meth:`Backend.add_material`, like symmetric material. What each
+key spec is and its cryptography live in :mod:`kms_iac.backend.keypairs`.
 RSA ciphertexts are the raw RSAES-OAEP output (no kms-iac header), as in AWS KMS, so a
 ciphertext made locally with the public key decrypts here and the other way round.
 """
@@ -10,12 +12,11 @@ ciphertext made locally with the public key decrypts here and the other way roun
 from __future__ import annotations
 
 import hmac
-import os
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding
 
+from kms_iac.backend import keypairs
 from kms_iac.backend.core import Call
 from kms_iac.backend.errors import (
     InvalidCiphertextException,
@@ -26,51 +27,43 @@ from kms_iac.backend.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from kms_iac.backend.keypairs import EC_CURVES, HMAC_BYTES, RSA_BITS, RSA_ENCRYPTION, USAGES, algorithm_fields, hash_of
 from kms_iac.backend.ops import operation
 from kms_iac.backend.store import KeyRecord
 
-SYMMETRIC = "SYMMETRIC_DEFAULT"
-RSA_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
-EC_CURVES = {
-    "ECC_NIST_P256": ec.SECP256R1, "ECC_NIST_P384": ec.SECP384R1,
-    "ECC_NIST_P521": ec.SECP521R1, "ECC_SECG_P256K1": ec.SECP256K1,
+SYMMETRIC = keypairs.SYMMETRIC
+# Key specs AWS has that this backend refuses, and why (in the regions where AWS offers them).
+UNSUPPORTED_SPECS = {
+    keypairs.SM2: "SM2 keys (China Regions only) are not supported by the kms-iac local backend: no maintained "
+                  "Python library implements SM2DSA, SM2PKE and SM2 key agreement as AWS KMS does",
 }
-HMAC_BYTES = {"HMAC_224": 28, "HMAC_256": 32, "HMAC_384": 48, "HMAC_512": 64}
-HASHES = {"SHA_1": hashes.SHA1, "SHA_224": hashes.SHA224, "SHA_256": hashes.SHA256,
-          "SHA_384": hashes.SHA384, "SHA_512": hashes.SHA512}
+NON_SYMMETRIC_NEEDS_USAGE = "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys."
 
-USAGES: dict[str, tuple[str, ...]] = {
-    **{s: ("ENCRYPT_DECRYPT", "SIGN_VERIFY") for s in RSA_BITS},
-    **{s: ("SIGN_VERIFY",) for s in EC_CURVES},
-    **{s: ("GENERATE_VERIFY_MAC",) for s in HMAC_BYTES},
-}
-# Key specs / usages AWS has that this backend does not implement (yet).
-UNIMPLEMENTED_SPECS = {"ECC_NIST_EDWARDS25519", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "SM2"}
-
-RSA_ENCRYPTION = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
-RSA_SIGNING = [
-    "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
-    "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
-]
-EC_SIGNING = {"ECC_NIST_P256": "ECDSA_SHA_256", "ECC_NIST_P384": "ECDSA_SHA_384",
-              "ECC_NIST_P521": "ECDSA_SHA_512", "ECC_SECG_P256K1": "ECDSA_SHA_256"}
-MAX_MESSAGE = 4096
+__all__ = ["EC_CURVES", "HMAC_BYTES", "RSA_BITS", "RSA_ENCRYPTION", "USAGES", "algorithm_fields", "check_spec_usage",
+           "generate_material", "is_asymmetric_encryption_key", "rsa_decrypt", "rsa_encrypt", "private_key"]
 
 
 # -- CreateKey support ------------------------------------------------------------------
 
 
-def check_spec_usage(spec: str, usage: str | None, origin: str, custom_key_store: bool) -> str:
+def check_spec_usage(spec: str, usage: str | None, origin: str, custom_key_store: bool, region: str = "") -> str:
     """The key usage a non-symmetric CreateKey gets; raise AWS's refusal for a bad pair."""
-    if spec in UNIMPLEMENTED_SPECS or spec not in USAGES:
+    where = keypairs.region_refusal(spec, region)
+    if where is not None:
+        raise UnsupportedOperationException(f"KeySpec {spec} {where}")
+    if spec in UNSUPPORTED_SPECS:
+        raise UnsupportedOperationException(UNSUPPORTED_SPECS[spec] + ".")
+    if spec not in USAGES:
         raise UnsupportedOperationException(f"KeySpec {spec} is not supported by the kms-iac local backend yet.")
     if usage is None:
-        raise ValidationException("You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.")
-    if usage == "KEY_AGREEMENT" and spec in ("ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"):
-        raise UnsupportedOperationException("KeyUsage KEY_AGREEMENT is not supported by the kms-iac local backend yet.")
+        raise ValidationException(NON_SYMMETRIC_NEEDS_USAGE)
     if usage not in USAGES[spec]:
         raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
-    if origin != "AWS_KMS" or custom_key_store:
+    if origin == "EXTERNAL" and not custom_key_store:  # imported material (ops.imports)
+        from kms_iac.backend.ops.imports import check_importable
+
+        check_importable(spec)
+    elif origin != "AWS_KMS" or custom_key_store:
         raise UnsupportedOperationException(
             f"KeySpec {spec} with Origin {origin} or in a custom key store is not supported by the kms-iac local backend yet."
         )
@@ -79,35 +72,19 @@ def check_spec_usage(spec: str, usage: str | None, origin: str, custom_key_store
 
 def generate_material(spec: str) -> bytes:
     """A fresh private key (PKCS#8 DER) or HMAC secret for ``spec``."""
-    if spec in HMAC_BYTES:
-        return os.urandom(HMAC_BYTES[spec])
-    if spec in RSA_BITS:
-        priv = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS[spec])
-    else:
-        priv = ec.generate_private_key(EC_CURVES[spec]())
-    return priv.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-def algorithm_fields(spec: str, usage: str) -> dict:
-    """The *Algorithms members of KeyMetadata (and GetPublicKey) for a non-symmetric key."""
-    if spec in HMAC_BYTES:
-        return {"MacAlgorithms": [f"HMAC_SHA_{spec[5:]}"]}
-    if spec in RSA_BITS and usage == "ENCRYPT_DECRYPT":
-        return {"EncryptionAlgorithms": list(RSA_ENCRYPTION)}
-    if spec in RSA_BITS:
-        return {"SigningAlgorithms": list(RSA_SIGNING)}
-    return {"SigningAlgorithms": [EC_SIGNING[spec]]}
+    return keypairs.generate_material(spec)
 
 
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _require_usage(key: KeyRecord, usage: str, operation_name: str) -> None:
+def require_usage(key: KeyRecord, usage: str, operation_name: str) -> None:
+    """InvalidKeyUsageException, as AWS words it, unless ``key`` has ``usage``."""
     if key.key_usage != usage:
         raise InvalidKeyUsageException(f"{key.arn} key usage is {key.key_usage} which is not valid for {operation_name}.")
 
 
-def _incompatible(algorithm: str, key: KeyRecord) -> InvalidKeyUsageException:
+def incompatible(algorithm: str, key: KeyRecord) -> InvalidKeyUsageException:
     return InvalidKeyUsageException(f"Algorithm {algorithm} is incompatible with key spec {key.key_spec}.")
 
 
@@ -118,12 +95,9 @@ def _material(call: Call, key: KeyRecord) -> bytes:
     return found[1]
 
 
-def _private_key(call: Call, key: KeyRecord):
-    return serialization.load_der_private_key(_material(call, key), password=None)
-
-
-def _hash_of(algorithm: str) -> hashes.HashAlgorithm:
-    return HASHES[algorithm[algorithm.index("SHA_"):]]()
+def private_key(call: Call, key: KeyRecord) -> Any:
+    """The key's parsed private key (every operation gets it here: one place to cache it)."""
+    return keypairs.load_private_key(key.key_spec, _material(call, key))
 
 
 # -- GetPublicKey -----------------------------------------------------------------------
@@ -131,11 +105,9 @@ def _hash_of(algorithm: str) -> hashes.HashAlgorithm:
 
 @operation("GetPublicKey", key="KeyId")
 def get_public_key(call: Call, params: dict, key: KeyRecord) -> dict:
-    if key.key_spec not in RSA_BITS and key.key_spec not in EC_CURVES:
+    if key.key_spec == SYMMETRIC or key.key_spec in HMAC_BYTES:
         raise UnsupportedOperationException(f"{key.arn} key spec is {key.key_spec} which is not valid for GetPublicKey.")
-    public = _private_key(call, key).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    public = keypairs.public_key_der(private_key(call, key))
     call.record_use(key)
     return {
         "KeyId": key.arn,
@@ -150,66 +122,64 @@ def get_public_key(call: Call, params: dict, key: KeyRecord) -> dict:
 # -- Sign / Verify ----------------------------------------------------------------------
 
 
-def _signing_input(key: KeyRecord, params: dict, operation_name: str) -> tuple[str, bytes, bool]:
-    """Check a Sign/Verify request against the key; return (algorithm, message, is_digest)."""
-    _require_usage(key, "SIGN_VERIFY", operation_name)
+def _signing_input(key: KeyRecord, params: dict, operation_name: str) -> keypairs.SigningInput:
+    """Check a Sign/Verify request against the key, as AWS KMS does, before any cryptography.
+
+    AWS's rules (Sign API reference, MessageType): DIGEST must be as long as the algorithm's
+    hash; ED25519_SHA_512 takes RAW only and ED25519_PH_SHA_512 DIGEST only (a SHA-512
+    digest, which KMS hashes again for Ed25519ph); EXTERNAL_MU is ML-DSA's 64-byte mu and only
+    ML-DSA's, which takes no DIGEST."""
+    require_usage(key, "SIGN_VERIFY", operation_name)
     algorithm = params["SigningAlgorithm"]
-    if algorithm not in algorithm_fields(key.key_spec, key.key_usage)["SigningAlgorithms"]:
-        raise _incompatible(algorithm, key)
+    if algorithm not in keypairs.signing_algorithms(key.key_spec):
+        raise incompatible(algorithm, key)
     message = params["Message"]
-    digest = (params.get("MessageType") or "RAW") == "DIGEST"
-    if digest and len(message) != _hash_of(algorithm).digest_size:
+    message_type = params.get("MessageType") or "RAW"
+    spec = key.key_spec
+    if spec == keypairs.ED25519:
+        wanted = "RAW" if algorithm == "ED25519_SHA_512" else "DIGEST"
+        if message_type != wanted:
+            raise ValidationException(f"Message type {message_type} is incompatible with algorithm {algorithm}.")
+    elif spec in keypairs.ML_DSA:
+        if message_type == "DIGEST":
+            raise ValidationException(f"Message type {message_type} is incompatible with key spec {spec}.")
+        if message_type == "EXTERNAL_MU" and len(message) != keypairs.ML_DSA_MU_BYTES:
+            raise ValidationException(f"Message of type EXTERNAL_MU must be {keypairs.ML_DSA_MU_BYTES} bytes long "
+                                      f"for algorithm {algorithm}.")
+    elif message_type == "EXTERNAL_MU":
+        raise ValidationException(f"Message type {message_type} is incompatible with key spec {spec}.")
+    if message_type == "DIGEST" and len(message) != hash_of(algorithm).digest_size:
         raise ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
-    return algorithm, message, digest
-
-
-def _scheme(algorithm: str, digest: bool):
-    """(padding or signature algorithm, hash argument) for cryptography's sign/verify."""
-    h = _hash_of(algorithm)
-    chosen = utils.Prehashed(h) if digest else h
-    if algorithm.startswith("ECDSA"):
-        return ec.ECDSA(chosen), None
-    if algorithm.startswith("RSASSA_PSS"):
-        return padding.PSS(mgf=padding.MGF1(_hash_of(algorithm)), salt_length=h.digest_size), chosen
-    return padding.PKCS1v15(), chosen
+    return keypairs.SigningInput(algorithm, message, message_type)
 
 
 @operation("Sign", key="KeyId")
 def sign(call: Call, params: dict, key: KeyRecord) -> dict:
-    algorithm, message, digest = _signing_input(key, params, "Sign")
-    priv = _private_key(call, key)
-    first, second = _scheme(algorithm, digest)
-    signature = priv.sign(message, first) if second is None else priv.sign(message, first, second)
+    req = _signing_input(key, params, "Sign")
+    signature = keypairs.sign(key.key_spec, private_key(call, key), req)
     call.record_use(key)
-    return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": algorithm}
+    return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": req.algorithm}
 
 
 @operation("Verify", key="KeyId")
 def verify(call: Call, params: dict, key: KeyRecord) -> dict:
-    algorithm, message, digest = _signing_input(key, params, "Verify")
-    public = _private_key(call, key).public_key()
-    first, second = _scheme(algorithm, digest)
-    try:
-        if second is None:
-            public.verify(params["Signature"], message, first)
-        else:
-            public.verify(params["Signature"], message, first, second)
-    except (InvalidSignature, ValueError):
-        raise KMSInvalidSignatureException() from None
-    finally:
-        call.record_use(key)
-    return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": algorithm}
+    req = _signing_input(key, params, "Verify")
+    valid = keypairs.verify(key.key_spec, private_key(call, key).public_key(), req, params["Signature"])
+    call.record_use(key)
+    if not valid:
+        raise KMSInvalidSignatureException()
+    return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": req.algorithm}
 
 
 # -- GenerateMac / VerifyMac ------------------------------------------------------------
 
 
 def _mac(call: Call, key: KeyRecord, params: dict, operation_name: str) -> tuple[str, bytes]:
-    _require_usage(key, "GENERATE_VERIFY_MAC", operation_name)
+    require_usage(key, "GENERATE_VERIFY_MAC", operation_name)
     algorithm = params["MacAlgorithm"]
     if algorithm not in algorithm_fields(key.key_spec, key.key_usage)["MacAlgorithms"]:
-        raise _incompatible(algorithm, key)
-    digest = hmac.new(_material(call, key), params["Message"], _hash_of(algorithm).name).digest()
+        raise incompatible(algorithm, key)
+    digest = hmac.new(_material(call, key), params["Message"], hash_of(algorithm).name).digest()
     call.record_use(key)
     return algorithm, digest
 
@@ -228,7 +198,7 @@ def verify_mac(call: Call, params: dict, key: KeyRecord) -> dict:
     return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": algorithm}
 
 
-# -- Encrypt / Decrypt with RSA ENCRYPT_DECRYPT keys (called from ops.encryption) -----------
+# -- Encrypt / Decrypt / ReEncrypt with RSA ENCRYPT_DECRYPT keys (called from ops.encryption) -------
 
 
 def is_asymmetric_encryption_key(key: KeyRecord) -> bool:
@@ -238,38 +208,52 @@ def is_asymmetric_encryption_key(key: KeyRecord) -> bool:
 def _oaep(key: KeyRecord, algorithm: str | None) -> tuple[str, padding.OAEP]:
     algorithm = algorithm or SYMMETRIC
     if algorithm not in RSA_ENCRYPTION:
-        raise _incompatible(algorithm, key)
-    h = _hash_of(algorithm)
-    return algorithm, padding.OAEP(mgf=padding.MGF1(_hash_of(algorithm)), algorithm=h, label=None)
+        raise incompatible(algorithm, key)
+    h = hash_of(algorithm)
+    return algorithm, padding.OAEP(mgf=padding.MGF1(hash_of(algorithm)), algorithm=h, label=None)
 
 
-def _no_context(params: dict, member: str = "EncryptionContext") -> None:
-    if params.get(member):
+def _no_context(context: dict | None) -> None:
+    if context:
         raise ValidationException("EncryptionContext is not supported for asymmetric KMS keys.")
 
 
-def rsa_encrypt(call: Call, params: dict, key: KeyRecord) -> dict:
-    algorithm, pad = _oaep(key, params.get("EncryptionAlgorithm"))
-    _no_context(params)
-    public = _private_key(call, key).public_key()
-    limit = public.key_size // 8 - 2 * _hash_of(algorithm).digest_size - 2
-    plaintext = params["Plaintext"]
+def rsa_seal(call: Call, key: KeyRecord, plaintext: bytes, algorithm: str | None, context: dict | None) -> tuple[bytes, str]:
+    """RSAES-OAEP under the key's public key (Encrypt, ReEncrypt to an RSA key): (ciphertext, algorithm)."""
+    algorithm, pad = _oaep(key, algorithm)
+    _no_context(context)
+    public = private_key(call, key).public_key()
+    limit = public.key_size // 8 - 2 * hash_of(algorithm).digest_size - 2
     if len(plaintext) > limit:
         raise ValidationException(
             f"Algorithm {algorithm} and key spec {key.key_spec} cannot encrypt data larger than {limit} bytes."
         )
     blob = public.encrypt(plaintext, pad)
     call.record_use(key)
+    return blob, algorithm
+
+
+def rsa_open(call: Call, key: KeyRecord, blob: bytes, algorithm: str | None, context: dict | None,
+             operation_name: str) -> tuple[bytes, str]:
+    """Decrypt a raw RSAES-OAEP ciphertext (Decrypt, ReEncrypt from an RSA key): (plaintext, algorithm)."""
+    require_usage(key, "ENCRYPT_DECRYPT", operation_name)
+    algorithm, pad = _oaep(key, algorithm)
+    _no_context(context)
+    try:
+        plaintext = private_key(call, key).decrypt(blob, pad)
+    except ValueError:
+        raise InvalidCiphertextException(None) from None
+    call.record_use(key, "ReEncrypt" if operation_name.startswith("ReEncrypt") else operation_name)
+    return plaintext, algorithm
+
+
+def rsa_encrypt(call: Call, params: dict, key: KeyRecord) -> dict:
+    blob, algorithm = rsa_seal(call, key, params["Plaintext"], params.get("EncryptionAlgorithm"),
+                               params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": algorithm}
 
 
 def rsa_decrypt(call: Call, params: dict, key: KeyRecord) -> dict:
-    _require_usage(key, "ENCRYPT_DECRYPT", "Decrypt")
-    algorithm, pad = _oaep(key, params.get("EncryptionAlgorithm"))
-    _no_context(params)
-    try:
-        plaintext = _private_key(call, key).decrypt(params["CiphertextBlob"], pad)
-    except ValueError:
-        raise InvalidCiphertextException(None) from None
-    call.record_use(key, "Decrypt")
+    plaintext, algorithm = rsa_open(call, key, params["CiphertextBlob"], params.get("EncryptionAlgorithm"),
+                                    params.get("EncryptionContext"), "Decrypt")
     return {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": algorithm}

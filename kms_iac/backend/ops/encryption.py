@@ -1,5 +1,5 @@
-"""Cryptographic use of symmetric keys: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
-GenerateDataKeyWithoutPlaintext."""
+"""Encryption: Encrypt, Decrypt, ReEncrypt (symmetric keys, and RSA keys through
+``ops.asymmetric``), GenerateDataKey, GenerateDataKeyWithoutPlaintext."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kms_iac.backend.errors import (
     InvalidKeyUsageException,
     KMSInvalidStateException,
     NotFoundException,
+    UnsupportedOperationException,
     ValidationException,
 )
 from kms_iac.backend.ops import asymmetric, operation
@@ -24,19 +25,42 @@ NOT_OUR_FORMAT = (
     "The ciphertext is not a kms-iac ciphertext blob: it was not produced by this backend "
     "(for example it came from AWS KMS or another emulator), so it cannot be decrypted here."
 )
+NULL_CIPHERTEXT = (
+    "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null"
+)
 
 
-def _check_usage(key: KeyRecord, algorithm: str | None, operation: str = "Encrypt") -> None:
+def refuse_recipient(params: dict) -> None:
+    """Refuse a Recipient (Nitro Enclaves / NitroTPM attestation document), naming the gap.
+
+    AWS KMS verifies the document's signature chain up to the AWS Nitro Attestation PKI root
+    and encrypts the result to the enclave's key (CiphertextForRecipient). No local document
+    can chain to that root, so answering with the plaintext instead would silently hand an
+    attested workload's secret to its host: refused instead."""
+    if params.get("Recipient"):
+        raise UnsupportedOperationException(
+            "Recipient (a Nitro Enclaves or NitroTPM attestation document) is not supported by the kms-iac local "
+            "backend: it cannot verify documents signed by the AWS Nitro Attestation PKI."
+        )
+
+
+def check_usage(key: KeyRecord, algorithm: str | None, operation: str = "Encrypt") -> None:
+    """AWS's refusals for a key that cannot encrypt, or an algorithm a symmetric key lacks."""
     if key.key_usage != "ENCRYPT_DECRYPT":
         raise InvalidKeyUsageException(f"{key.arn} key usage is {key.key_usage} which is not valid for {operation}.")
     if algorithm not in (None, SYMMETRIC_ALGORITHM):
         raise InvalidKeyUsageException(f"The encryption algorithm {algorithm} is not supported by {key.arn}.")
 
 
+def require_symmetric(key: KeyRecord) -> None:
+    """Refuse a non-symmetric key where only a symmetric encryption key will do (GenerateDataKey*)."""
+    if key.key_spec != SYMMETRIC_ALGORITHM:
+        raise InvalidKeyUsageException(f"Algorithm {SYMMETRIC_ALGORITHM} is incompatible with key spec {key.key_spec}.")
+
+
 def seal(call: Call, key: KeyRecord, plaintext: bytes, context: dict | None) -> tuple[bytes, str]:
     """Encrypt under the key's current material; return the blob and that material's id."""
-    if key.key_spec != SYMMETRIC_ALGORITHM:  # e.g. GenerateDataKey or ReEncrypt to an RSA key
-        raise InvalidKeyUsageException(f"Algorithm {SYMMETRIC_ALGORITHM} is incompatible with key spec {key.key_spec}.")
+    require_symmetric(key)
     if key.custom_key_store_id:  # AES-GCM inside the CloudHSM key store's token
         from kms_iac.backend.ops.custom_key_stores import hsm_seal
 
@@ -78,7 +102,7 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
             raise InvalidCiphertextException(None)
         key = candidates[0]
     call.admit(key, operation)
-    _check_usage(key, None, operation)
+    check_usage(key, None, operation)
     if key.custom_key_store_id:  # opened by the CloudHSM key store's token
         from kms_iac.backend import hsm
         from kms_iac.backend.ops.custom_key_stores import hsm_open
@@ -104,53 +128,102 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
 def encrypt(call: Call, params: dict, key: KeyRecord) -> dict:
     if asymmetric.is_asymmetric_encryption_key(key):
         return asymmetric.rsa_encrypt(call, params, key)
-    _check_usage(key, params.get("EncryptionAlgorithm"))
+    check_usage(key, params.get("EncryptionAlgorithm"))
     blob, _ = seal(call, key, params["Plaintext"], params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "EncryptionAlgorithm": SYMMETRIC_ALGORITHM}
 
 
+def _require_blob(params: dict) -> bytes:
+    if "CiphertextBlob" not in params:
+        raise ValidationException(NULL_CIPHERTEXT)
+    return params["CiphertextBlob"]
+
+
+def open_any(call: Call, blob: bytes, context: dict | None, key_id: str | None, algorithm: str | None,
+             operation: str) -> tuple[KeyRecord, bytes, str, str | None]:
+    """Decrypt for Decrypt and ReEncrypt's source: a kms-iac blob under a symmetric key, or a raw
+    RSAES-OAEP ciphertext under the RSA key ``key_id`` names (``algorithm`` RSAES_OAEP_*).
+    Returns (key, plaintext, algorithm, key material id or None for an RSA key)."""
+    if algorithm not in (None, SYMMETRIC_ALGORITHM) and key_id is None:
+        raise InvalidCiphertextException(None)  # an asymmetric ciphertext names no key
+    if algorithm in asymmetric.RSA_ENCRYPTION:
+        named = call.resolve(key_id)  # type: ignore[arg-type]
+        if named.key_spec != SYMMETRIC_ALGORITHM:
+            call.admit(named, operation)
+            plaintext, algorithm = asymmetric.rsa_open(call, named, blob, algorithm, context, operation)
+            return named, plaintext, algorithm, None
+    key, plaintext, material_id = unseal(call, blob, context, key_id, operation)
+    if algorithm not in (None, SYMMETRIC_ALGORITHM):
+        raise InvalidKeyUsageException(f"The encryption algorithm {algorithm} is not supported by {key.arn}.")
+    return key, plaintext, SYMMETRIC_ALGORITHM, material_id
+
+
+def _ignore_ciphertext(params: dict) -> bool:
+    return bool(params.get("DryRun")) and "IGNORE_CIPHERTEXT" in (params.get("DryRunModifiers") or [])
+
+
+def _authorize_only(call: Call, key_id: str | None, member: str, operation: str) -> KeyRecord:
+    """DryRun with IGNORE_CIPHERTEXT: "KMS performs only authorization validation without
+    ciphertext validation" (API reference), so the key must be named."""
+    if key_id is None:
+        raise ValidationException(f"{member} is required when DryRunModifiers contains IGNORE_CIPHERTEXT.")
+    return call.key(key_id, operation)
+
+
 @operation("Decrypt")
 def decrypt(call: Call, params: dict) -> dict:
-    if params.get("EncryptionAlgorithm") not in (None, SYMMETRIC_ALGORITHM) and params.get("KeyId") is None:
-        raise InvalidCiphertextException(None)
-    if "CiphertextBlob" not in params:
-        raise ValidationException(
-            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null"
-        )
-    if params.get("EncryptionAlgorithm") in asymmetric.RSA_ENCRYPTION:  # raw RSA-OAEP ciphertext: KeyId names the key
-        named = call.resolve(params["KeyId"])
-        if named.key_spec != SYMMETRIC_ALGORITHM:
-            call.admit(named, "Decrypt")
-            return asymmetric.rsa_decrypt(call, params, named)
-    key, plaintext, material_id = unseal(
-        call, params["CiphertextBlob"], params.get("EncryptionContext"), params.get("KeyId"), "Decrypt"
+    refuse_recipient(params)
+    if _ignore_ciphertext(params):  # the dispatcher answers DryRunOperationException
+        return {"KeyId": _authorize_only(call, params.get("KeyId"), "KeyId", "Decrypt").arn}
+    key, plaintext, algorithm, material_id = open_any(
+        call, _require_blob(params), params.get("EncryptionContext"), params.get("KeyId"),
+        params.get("EncryptionAlgorithm"), "Decrypt",
     )
-    if params.get("EncryptionAlgorithm") not in (None, SYMMETRIC_ALGORITHM):
-        raise InvalidKeyUsageException(f"The encryption algorithm {params['EncryptionAlgorithm']} is not supported by {key.arn}.")
-    return {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": SYMMETRIC_ALGORITHM, "KeyMaterialId": material_id}
+    out = {"KeyId": key.arn, "Plaintext": plaintext, "EncryptionAlgorithm": algorithm}
+    if material_id is not None:
+        out["KeyMaterialId"] = material_id
+    return out
 
 
 @operation("ReEncrypt")
 def re_encrypt(call: Call, params: dict) -> dict:
-    if "CiphertextBlob" not in params:
-        raise ValidationException(
-            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy constraint: Member must not be null"
-        )
-    source, plaintext, source_material = unseal(
-        call, params["CiphertextBlob"], params.get("SourceEncryptionContext"), params.get("SourceKeyId"), "ReEncryptFrom"
+    """Decrypt under the source key, encrypt under the destination key, inside KMS.
+
+    Either side may be a symmetric key (kms-iac blob, encryption context) or an RSA
+    ENCRYPT_DECRYPT key (raw RSAES-OAEP, SourceEncryptionAlgorithm/DestinationEncryptionAlgorithm).
+    With DryRun and the IGNORE_CIPHERTEXT modifier only authorization is checked, for the source
+    key (SourceKeyId, then required) and the destination."""
+    source_algorithm = params.get("SourceEncryptionAlgorithm")
+    if _ignore_ciphertext(params):
+        source = _authorize_only(call, params.get("SourceKeyId"), "SourceKeyId", "ReEncryptFrom")
+        dest = call.key(params["DestinationKeyId"], "ReEncryptTo")
+        return {"SourceKeyId": source.arn, "KeyId": dest.arn}  # the dispatcher answers DryRunOperationException
+    source, plaintext, source_algorithm, source_material = open_any(
+        call, _require_blob(params), params.get("SourceEncryptionContext"), params.get("SourceKeyId"),
+        source_algorithm, "ReEncryptFrom",
     )
     dest = call.key(params["DestinationKeyId"], "ReEncryptTo")
-    _check_usage(dest, params.get("DestinationEncryptionAlgorithm"))
-    blob, dest_material = seal(call, dest, plaintext, params.get("DestinationEncryptionContext"))
-    return {
+    dest_algorithm = params.get("DestinationEncryptionAlgorithm")
+    dest_context = params.get("DestinationEncryptionContext")
+    dest_material = None
+    if asymmetric.is_asymmetric_encryption_key(dest):
+        blob, dest_algorithm = asymmetric.rsa_seal(call, dest, plaintext, dest_algorithm, dest_context)
+    else:
+        check_usage(dest, dest_algorithm)
+        blob, dest_material = seal(call, dest, plaintext, dest_context)
+        dest_algorithm = SYMMETRIC_ALGORITHM
+    out = {
         "CiphertextBlob": blob,
         "SourceKeyId": source.arn,
         "KeyId": dest.arn,
-        "SourceEncryptionAlgorithm": SYMMETRIC_ALGORITHM,
-        "DestinationEncryptionAlgorithm": SYMMETRIC_ALGORITHM,
-        "SourceKeyMaterialId": source_material,
-        "DestinationKeyMaterialId": dest_material,
+        "SourceEncryptionAlgorithm": source_algorithm,
+        "DestinationEncryptionAlgorithm": dest_algorithm,
     }
+    if source_material is not None:  # present only for a symmetric source key (API reference)
+        out["SourceKeyMaterialId"] = source_material
+    if dest_material is not None:
+        out["DestinationKeyMaterialId"] = dest_material
+    return out
 
 
 def _data_key_size(params: dict) -> int:
@@ -165,7 +238,8 @@ def _data_key_size(params: dict) -> int:
 @operation("GenerateDataKey", key="KeyId")
 def generate_data_key(call: Call, params: dict, key: KeyRecord) -> dict:
     size = _data_key_size(params)
-    _check_usage(key, None)
+    check_usage(key, None)
+    refuse_recipient(params)
     plaintext = os.urandom(size)
     blob, material_id = seal(call, key, plaintext, params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn, "KeyMaterialId": material_id}
@@ -174,9 +248,9 @@ def generate_data_key(call: Call, params: dict, key: KeyRecord) -> dict:
 @operation("GenerateDataKeyWithoutPlaintext", key="KeyId")
 def generate_data_key_without_plaintext(call: Call, params: dict, key: KeyRecord) -> dict:
     size = _data_key_size(params)
-    _check_usage(key, None)
+    check_usage(key, None)
     blob, material_id = seal(call, key, os.urandom(size), params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "KeyMaterialId": material_id}
 
 
-__all__ = ["seal", "unseal", "NotFoundException"]
+__all__ = ["seal", "unseal", "open_any", "refuse_recipient", "NotFoundException"]

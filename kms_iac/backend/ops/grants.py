@@ -35,12 +35,31 @@ PRINCIPAL_RE = re.compile(
     r"|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?)$"
 )
 
-# "Grant operations" (KMS developer guide): what a grant may allow, by key usage.
+# "Grant operations" (KMS developer guide): what a grant may allow, by the kind of key. Every
+# key allows CreateGrant, RetireGrant and DescribeKey; the cryptographic operations are those the
+# key can perform (CreateGrant API reference: "the operation must be supported on the KMS key").
+_ANY_KEY = ("CreateGrant", "RetireGrant", "DescribeKey")
 SYMMETRIC_GRANT_OPERATIONS = (
     "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant", "RetireGrant", "DescribeKey",
+    "GenerateDataKeyPairWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", *_ANY_KEY,
 )
-GRANT_OPERATIONS_BY_USAGE: dict[str, tuple[str, ...]] = {"ENCRYPT_DECRYPT": SYMMETRIC_GRANT_OPERATIONS}
+GRANT_OPERATIONS_BY_USAGE: dict[str, tuple[str, ...]] = {
+    "ENCRYPT_DECRYPT": SYMMETRIC_GRANT_OPERATIONS,  # symmetric encryption keys
+    "ASYMMETRIC_ENCRYPT_DECRYPT": ("Decrypt", "Encrypt", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey", *_ANY_KEY),
+    "SIGN_VERIFY": ("Sign", "Verify", "GetPublicKey", *_ANY_KEY),
+    "KEY_AGREEMENT": ("DeriveSharedSecret", "GetPublicKey", *_ANY_KEY),
+    "ENCAPSULATE_DECAPSULATE": ("Encapsulate", "Decapsulate", "GetPublicKey", *_ANY_KEY),
+    "GENERATE_VERIFY_MAC": ("GenerateMac", "VerifyMac", *_ANY_KEY),
+}
+
+
+def grant_operations_for(key: KeyRecord) -> tuple[str, ...]:
+    """The grant operations valid for ``key``: its usage's, an asymmetric ENCRYPT_DECRYPT key's
+    lacking the data key operations that need a symmetric key."""
+    usage = key.key_usage
+    if usage == "ENCRYPT_DECRYPT" and key.key_spec != "SYMMETRIC_DEFAULT":
+        usage = "ASYMMETRIC_ENCRYPT_DECRYPT"
+    return GRANT_OPERATIONS_BY_USAGE.get(usage, _ANY_KEY)
 # Operations that take an encryption context, and those an encryption-context constraint may accompany.
 EC_OPERATIONS = frozenset(SYMMETRIC_GRANT_OPERATIONS) - {"CreateGrant", "RetireGrant", "DescribeKey"}
 EC_CONSTRAINT_COMPANIONS = frozenset({"CreateGrant", "RetireGrant", "DescribeKey"})
@@ -154,7 +173,7 @@ def _check_principal(value: str, member: str) -> None:
 def _check_operations(key: KeyRecord, operations: list[str]) -> list[str]:
     if not operations:
         raise ValidationException("Operations must contain at least one grant operation.")
-    allowed = GRANT_OPERATIONS_BY_USAGE.get(key.key_usage, ())
+    allowed = grant_operations_for(key)
     for op in operations:
         if op not in allowed:
             raise ValidationException(f"Grant operation {op} is not valid for KMS key {key.arn} with KeyUsage {key.key_usage}.")
@@ -166,13 +185,15 @@ def _check_grant_id(grant_id: str) -> None:
         raise InvalidGrantIdException(f"Invalid grant ID {grant_id}.")
 
 
-def _check_constraints(constraints: dict | None, operations: list[str]) -> dict | None:
+def _check_constraints(constraints: dict | None, operations: list[str], symmetric: bool = True) -> dict | None:
+    """Encryption context constraints only on grants for operations that take an encryption
+    context, which operations with asymmetric keys never do (CreateGrant API reference)."""
     if not constraints:
         return None
     ec = {k: v for k, v in constraints.items() if k in ("EncryptionContextSubset", "EncryptionContextEquals") and v is not None}
     if ec:
         others = [op for op in operations if op not in EC_OPERATIONS and op not in EC_CONSTRAINT_COMPANIONS]
-        if others or not any(op in EC_OPERATIONS or op == "CreateGrant" for op in operations):
+        if not symmetric or others or not any(op in EC_OPERATIONS or op == "CreateGrant" for op in operations):
             raise ValidationException(
                 "Encryption context grant constraints are allowed only on grants for cryptographic operations "
                 "that take an encryption context."
@@ -206,7 +227,7 @@ def create_grant(call: Call, params: dict, key: KeyRecord) -> dict:
     if retiring is not None:
         _check_principal(retiring, "RetiringPrincipal")
     operations = _check_operations(key, params["Operations"])
-    constraints = _check_constraints(params.get("Constraints"), operations)
+    constraints = _check_constraints(params.get("Constraints"), operations, key.key_spec == "SYMMETRIC_DEFAULT")
     for token in params.get("GrantTokens") or []:
         _token_grant_id(token)
     name = params.get("Name")
@@ -322,4 +343,4 @@ def revoke_grant(call: Call, params: dict, key: KeyRecord) -> dict:
     return {}
 
 
-__all__ = ["active_grants", "grant_for_token", "GRANT_OPERATIONS_BY_USAGE"]
+__all__ = ["active_grants", "grant_for_token", "grant_operations_for", "GRANT_OPERATIONS_BY_USAGE"]

@@ -105,10 +105,10 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     usage = params.get("KeyUsage") or "ENCRYPT_DECRYPT"
     origin = params.get("Origin") or "AWS_KMS"
     material = None
-    if spec != SYMMETRIC:  # RSA, ECC and HMAC keys: the private key or secret is the material
+    if spec != SYMMETRIC:  # asymmetric and HMAC keys: the private key or secret is the material
         from kms_iac.backend.ops.asymmetric import check_spec_usage, generate_material
 
-        usage = check_spec_usage(spec, params.get("KeyUsage"), origin, bool(params.get("CustomKeyStoreId")))
+        usage = check_spec_usage(spec, params.get("KeyUsage"), origin, bool(params.get("CustomKeyStoreId")), call.ctx.region)
     elif usage != "ENCRYPT_DECRYPT":
         raise ValidationException(f"KeyUsage {usage} is not compatible with KeySpec {spec}")
     if origin not in ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM"):
