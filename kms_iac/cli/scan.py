@@ -48,7 +48,7 @@ def load_rules_config(start: Path | None, explicit: Path | None):
     try:
         return load_config(start, explicit)
     except ConfigError as e:
-        raise ScanError(str(e)) from None
+        raise ScanError(f"{e}; fix the rules config, or name another with --config") from None
 
 
 def emit(findings: Sequence, fmt: str, fail_on: str, output: Path | None, show_passed: bool = False) -> None:

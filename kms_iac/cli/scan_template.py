@@ -64,7 +64,7 @@ def collect_views(paths: tuple[Path, ...], config) -> tuple[list, int]:
                 doc = load_template(file)
             except TemplateError as e:
                 if named or _looks_like_iac(file):
-                    raise ScanError(str(e)) from None
+                    raise ScanError(f"{e}; fix it, or leave it out of the scanned paths") from None
                 continue
             try:
                 if is_terraform_plan(doc):
@@ -73,11 +73,12 @@ def collect_views(paths: tuple[Path, ...], config) -> tuple[list, int]:
                     views += views_from_template(doc, str(file), config)
                 elif named:
                     raise ScanError(f"{file}: neither a CloudFormation template (AWSTemplateFormatVersion or "
-                                    "Resources of AWS:: types) nor a Terraform plan (terraform show -json)")
+                                    "Resources of AWS:: types) nor a Terraform plan; name a template, or the "
+                                    "output of `terraform show -json PLANFILE`")
                 else:
                     continue
             except TemplateError as e:
-                raise ScanError(str(e)) from None
+                raise ScanError(f"{e}; fix it, or leave it out of the scanned paths") from None
             scanned += 1
     return views, scanned
 
@@ -107,8 +108,9 @@ def template(paths: tuple[Path, ...], fmt: str, fail_on: str, config_path: Path 
     config = load_rules_config(paths[0], config_path)
     views, scanned = collect_views(paths, config)
     if not scanned:
-        raise ScanError(f"nothing to scan: no CloudFormation template or Terraform plan under {', '.join(map(str, paths))}")
+        raise ScanError(f"nothing to scan: no CloudFormation template or Terraform plan under "
+                        f"{', '.join(map(str, paths))}; name the templates or plans to scan")
     try:
         emit(evaluate(views, config), fmt, fail_on, output, show_passed)
     except OSError as e:
-        raise ScanError(f"{output}: cannot write the report: {e.strerror or e}") from None
+        raise ScanError(f"{output}: cannot write the report: {e.strerror or e}; choose a writable --output") from None
