@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from kms_iac.backend import transitions
 from kms_iac.backend.embedded import embedded_client
 from tests.helpers import NO_CLIENT_VALIDATION
 
@@ -15,7 +16,7 @@ def regions(backend):
             embedded_client(backend=backend, region="eu-west-1", config=NO_CLIENT_VALIDATION))
 
 
-def test_replica_decrypts_primary_ciphertexts_across_rotation(regions):
+def test_replica_decrypts_primary_ciphertexts_across_rotation(regions, clock):
     us, eu = regions
     md = us.create_key(MultiRegion=True, Description="primary")["KeyMetadata"]
     before = us.encrypt(KeyId=md["KeyId"], Plaintext=b"v1", EncryptionContext={"t": "a"})["CiphertextBlob"]
@@ -25,6 +26,7 @@ def test_replica_decrypts_primary_ciphertexts_across_rotation(regions):
     assert rep["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
     assert rep["MultiRegionConfiguration"]["PrimaryKey"]["Region"] == "us-east-1"
     assert out["ReplicaTags"] == [{"TagKey": "r", "TagValue": "eu"}]
+    clock.advance(transitions.REPLICA_CREATION_SECONDS)  # the replica leaves Creating
     assert eu.decrypt(CiphertextBlob=before, EncryptionContext={"t": "a"})["Plaintext"] == b"v1"
     us.rotate_key_on_demand(KeyId=md["KeyId"])
     after = us.encrypt(KeyId=md["KeyId"], Plaintext=b"v2")["CiphertextBlob"]

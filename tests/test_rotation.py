@@ -40,7 +40,7 @@ def test_on_demand_rotation_keeps_old_material(kms):
     md = kms.create_key()["KeyMetadata"]
     kid = md["KeyId"]
     old = kms.encrypt(KeyId=kid, Plaintext=b"v1")["CiphertextBlob"]
-    assert kms.rotate_key_on_demand(KeyId=kid)["KeyId"] == kid
+    assert kms.rotate_key_on_demand(KeyId=kid)["KeyId"] == md["Arn"]  # AWS answers with the key ARN
     new_md = kms.describe_key(KeyId=kid)["KeyMetadata"]
     assert new_md["KeyId"] == kid and new_md["CurrentKeyMaterialId"] != md["CurrentKeyMaterialId"]
     new = kms.encrypt(KeyId=kid, Plaintext=b"v2")["CiphertextBlob"]
@@ -94,7 +94,10 @@ def test_disabled_key_does_not_rotate_automatically(embedded, clock):
 def test_imported_material_is_never_rotated(kms):
     kid = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
     arn = kms.describe_key(KeyId=kid)["KeyMetadata"]["Arn"]
-    for call in (kms.enable_key_rotation, kms.get_key_rotation_status, kms.rotate_key_on_demand):
+    for call in (kms.enable_key_rotation, kms.get_key_rotation_status):
         with pytest.raises(ClientError) as e:
             call(KeyId=kid)
         assert err(e) == ("UnsupportedOperationException", f"{arn} origin is EXTERNAL which is not valid for this operation.")
+    with pytest.raises(ClientError) as e:  # on demand it rotates to imported material: none yet
+        kms.rotate_key_on_demand(KeyId=kid)
+    assert err(e) == ("KMSInvalidStateException", f"{arn} is pending import.")

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from kms_iac.backend import keystate
+from kms_iac.backend import keystate, transitions
 from kms_iac.backend.audit import AuditLog
 from kms_iac.backend.clock import DAY, Clock
 from kms_iac.backend.context import RequestContext
@@ -26,6 +26,7 @@ from kms_iac.backend.crypto import MaterialWrapper
 from kms_iac.backend.datadir import DB_FILE, DataDirError, database_error, open_data_dir
 from kms_iac.backend.errors import (
     DryRunOperationException,
+    InvalidArnException,
     KMSError,
     KMSInternalException,
     NotFoundException,
@@ -89,10 +90,15 @@ class Call:
     # -- key resolution ---------------------------------------------------------------
 
     def resolve(self, raw: str, *, allow_alias: bool = True) -> KeyRecord:
-        """Find the key ``raw`` names (id, ARN, alias, alias ARN), as AWS resolves a KeyId."""
+        """Find the key ``raw`` names (id, ARN, alias, alias ARN), as AWS resolves a KeyId.
+
+        Where the operation takes only a key id or key ARN (``allow_alias=False``, see
+        ``ops.KEY_ID_OR_ARN_ONLY``), an alias is refused before any lookup, as AWS does."""
         ref = parse_key_ref(raw)
-        if ref is None or (ref.kind == "alias" and not allow_alias):
+        if ref is None:
             raise NotFoundException(f"Invalid keyId '{raw}'")
+        if ref.kind == "alias" and not allow_alias:
+            raise InvalidArnException("Key Aliases are not supported for this operation.")
         if ref.region is not None and ref.region != self.ctx.region:
             raise NotFoundException(f"Invalid arn {ref.region}")
         region = self.ctx.region
@@ -244,7 +250,7 @@ class Backend:
     def _invoke(self, spec: OpSpec, call: Call, params: dict) -> dict:
         if spec.key_param is None:
             return spec.handler(call, params)
-        key = call.key(params[spec.key_param])
+        key = call.key(params[spec.key_param], allow_alias=spec.aliases)
         return spec.handler(call, params, key)
 
     # -- material ---------------------------------------------------------------------
@@ -258,7 +264,7 @@ class Backend:
         if plain is not None:
             return plain
         m = self.store.get_material(key.key_id, key.region, version)
-        if m is None:
+        if m is None or not m.wrapped:  # imported material deleted or expired: its record stays, bytes gone
             return None
         plain = self.wrapper.unwrap(key.key_id, version, m.wrapped)
         self._plain[ck] = plain
@@ -288,11 +294,10 @@ class Backend:
         return version
 
     def expire_imported_material(self, c: sqlite3.Connection, key: KeyRecord) -> None:
-        """Delete imported material (expiry or DeleteImportedKeyMaterial); a deleting key stays PendingDeletion."""
-        c.execute("DELETE FROM materials WHERE key_id=? AND region=?", (key.key_id, key.region))
-        state = key.state if key.state == keystate.PENDING_DELETION else keystate.PENDING_IMPORT
-        self.store.update_key(c, key, state=state, valid_to=None)
-        self.forget_material(key.key_id, key.region)
+        """Imported material reached its ValidTo: KMS deletes it (see ``ops.imports.expire_due``)."""
+        from kms_iac.backend.ops.imports import expire_due
+
+        expire_due(self, c, key, key.valid_to or 0.0)
 
     def forget_material(self, key_id: str, region: str) -> None:
         for ck in [ck for ck in self._plain if ck[0] == key_id and ck[1] == region]:
@@ -305,6 +310,7 @@ class Backend:
         if due is None or due > now:
             return
         with self.store.write() as c:
+            transitions.finish_due(c, now)
             for key in self.store.all_keys():
                 if key.state == keystate.PENDING_DELETION and key.deletion_date is not None and key.deletion_date <= now:
                     self.store.delete_key(c, key.key_id, key.region)
@@ -312,7 +318,8 @@ class Backend:
                 elif key.valid_to is not None and key.valid_to <= now and key.state != keystate.PENDING_IMPORT:
                     # imported material expired: KMS deletes it and the key waits for a new import
                     self.expire_imported_material(c, key)
-                elif key.state == keystate.ENABLED and key.rotation_enabled and key.rotation_period and key.rotation_anchor:
+                elif (key.state == keystate.ENABLED and key.rotation_enabled and key.rotation_period and key.rotation_anchor
+                      and key.multi_region_role != "REPLICA"):  # a primary's rotation reaches its replicas
                     period = key.rotation_period * DAY
                     while key.rotation_anchor + period <= now:
                         when = key.rotation_anchor + period

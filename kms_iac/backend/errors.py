@@ -13,7 +13,11 @@ class KMSError(Exception):
     code = "KMSInternalException"
     status = 400
 
-    def __init__(self, message: str | None = "") -> None:
+    def __init__(self, message: str | None = None) -> None:
+        """``None`` (the default) sends no ``message`` member at all, as AWS does for errors it
+        answers without one (KMSInvalidSignatureException, KMSInvalidMacException,
+        InvalidCiphertextException): botocore then shows an empty Error.Message and no
+        top-level ``message``."""
         super().__init__(message or "")
         self.message = message
 

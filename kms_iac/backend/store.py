@@ -83,6 +83,22 @@ CREATE TABLE IF NOT EXISTS imported_material (
   fingerprint TEXT NOT NULL,
   PRIMARY KEY (key_id, region)
 );
+CREATE TABLE IF NOT EXISTS import_materials (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  description TEXT,
+  valid_to REAL,
+  PRIMARY KEY (key_id, region, version)
+);
+CREATE TABLE IF NOT EXISTS key_transitions (
+  key_id TEXT NOT NULL,
+  region TEXT NOT NULL,
+  interim TEXT NOT NULL,
+  final TEXT NOT NULL,
+  due REAL NOT NULL,
+  PRIMARY KEY (key_id, region)
+);
 CREATE TABLE IF NOT EXISTS tags (
   key_id TEXT NOT NULL,
   region TEXT NOT NULL,
@@ -327,7 +343,8 @@ class Store:
         for extra in self.extra_key_tables:
             c.execute(f"DELETE FROM {extra} WHERE key_id=? AND region=?", (key_id, region))
 
-    extra_key_tables: tuple[str, ...] = ("import_params", "imported_material", "grants")
+    extra_key_tables: tuple[str, ...] = ("import_params", "imported_material", "import_materials", "key_transitions",
+                                         "grants")
 
     # -- material -------------------------------------------------------------------------
 
@@ -392,7 +409,8 @@ class Store:
     # -- scheduled work (deletion windows, automatic rotation) ---------------------------
 
     def next_due(self) -> float | None:
-        """Earliest time at which a deletion or automatic rotation falls due (cached)."""
+        """Earliest time at which a deletion, an automatic rotation, an imported material's expiry
+        or the end of an interim key state (Creating, Updating) falls due (cached)."""
         if not self._cache.next_due_known:
             row = self._conn.execute(
                 "SELECT MIN(t) FROM ("
@@ -401,7 +419,9 @@ class Store:
                 " SELECT MIN(rotation_anchor + rotation_period * 86400.0) FROM keys"
                 "  WHERE rotation_enabled=1 AND state='Enabled'"
                 " UNION ALL"
-                " SELECT MIN(valid_to) FROM keys WHERE valid_to IS NOT NULL AND state<>'PendingImport')"
+                " SELECT MIN(valid_to) FROM keys WHERE valid_to IS NOT NULL AND state<>'PendingImport'"
+                " UNION ALL"
+                " SELECT MIN(due) FROM key_transitions)"
             ).fetchone()
             self._cache.next_due = row[0]
             self._cache.next_due_known = True

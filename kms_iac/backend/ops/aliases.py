@@ -22,6 +22,15 @@ def _check_name(call: Call, name: str) -> None:
         raise NotAuthorizedException(None)  # AWS answers reserved names with a bare NotAuthorizedException
 
 
+def _check_new_name(call: Call, name: str) -> None:
+    """A name CreateAlias or UpdateAlias may give: the service model's pattern
+    (``^[a-zA-Z0-9:/_-]+$``, checked with every request) admits ``:``, but AWS refuses it in an
+    alias name with its own message, so names keep to letters, digits, ``/``, ``_`` and ``-``."""
+    _check_name(call, name)
+    if ":" in name:
+        raise ValidationException(f"{name} contains invalid characters for an alias")
+
+
 def _existing_alias(call: Call, name: str) -> AliasRecord:
     alias = call.store.get_alias(call.ctx.account, call.ctx.region, name)
     if alias is None:
@@ -45,7 +54,7 @@ def _target(call: Call, raw: str) -> KeyRecord:
 @operation("CreateAlias", mutates=True)
 def create_alias(call: Call, params: dict) -> dict:
     name = params["AliasName"]
-    _check_name(call, name)
+    _check_new_name(call, name)
     key = _target(call, params["TargetKeyId"])
     if call.store.get_alias(call.ctx.account, call.ctx.region, name) is not None:
         raise AlreadyExistsException(f"An alias with the name {alias_arn(call.ctx.region, call.ctx.account, name)} already exists")
@@ -59,7 +68,7 @@ def create_alias(call: Call, params: dict) -> dict:
 @operation("UpdateAlias", mutates=True)
 def update_alias(call: Call, params: dict) -> dict:
     name = params["AliasName"]
-    _check_name(call, name)
+    _check_new_name(call, name)
     alias = _existing_alias(call, name)
     key = _target(call, params["TargetKeyId"])
     current = call.store.get_key(alias.key_id, call.ctx.region)
@@ -87,23 +96,30 @@ def delete_alias(call: Call, params: dict) -> dict:
     return {}
 
 
+def _predefined(call: Call, taken: set[str]) -> list[AliasRecord]:
+    """The AWS managed aliases AWS lists before their service has created the key: name and ARN
+    only, no TargetKeyId ("predefined aliases that AWS has created but has not yet associated
+    with a KMS key", developer guide, ListAliases). Naming one creates its key (Call.resolve)."""
+    from kms_iac.backend.ops.keys import AWS_MANAGED_SERVICES
+
+    names = (AWS_ALIAS_PREFIX + service for service in AWS_MANAGED_SERVICES)
+    return [AliasRecord(call.ctx.account, call.ctx.region, n, "", 0.0, 0.0) for n in names if n not in taken]
+
+
 @operation("ListAliases")
 def list_aliases(call: Call, params: dict) -> dict:
     key_id = None
     if params.get("KeyId") is not None:
         key_id = call.key(params["KeyId"], allow_alias=False).key_id
     aliases = call.store.list_aliases(call.ctx.account, call.ctx.region, key_id)
+    if key_id is None:
+        aliases += _predefined(call, {a.name for a in aliases})
     page, extra = paginate(aliases, params, sort_key=lambda a: a.name, default_limit=50)
-    return {
-        "Aliases": [
-            {
-                "AliasName": a.name,
-                "AliasArn": a.arn,
-                "TargetKeyId": a.key_id,
-                "CreationDate": a.created,
-                "LastUpdatedDate": a.updated,
-            }
-            for a in page
-        ],
-        **extra,
-    }
+    return {"Aliases": [_entry(a) for a in page], **extra}
+
+
+def _entry(a: AliasRecord) -> dict:
+    if not a.key_id:  # predefined, not yet associated with a key
+        return {"AliasName": a.name, "AliasArn": a.arn}
+    return {"AliasName": a.name, "AliasArn": a.arn, "TargetKeyId": a.key_id, "CreationDate": a.created,
+            "LastUpdatedDate": a.updated}

@@ -67,9 +67,9 @@ def metadata(call: Call, key: KeyRecord) -> dict:
         md["DeletionDate"] = key.deletion_date
         md["PendingDeletionWindowInDays"] = key.pending_window
     if key.origin == "EXTERNAL" and key.state != keystate.PENDING_IMPORT:
-        md["ExpirationModel"] = "KEY_MATERIAL_EXPIRES" if key.valid_to else "KEY_MATERIAL_DOES_NOT_EXPIRE"
-        if key.valid_to:
-            md["ValidTo"] = key.valid_to
+        from kms_iac.backend.ops.imports import expiration_fields
+
+        md.update(expiration_fields(call, key))
     if key.custom_key_store_id:
         md["CustomKeyStoreId"] = key.custom_key_store_id
         from kms_iac.backend.ops.custom_key_stores import cluster_of
@@ -88,7 +88,9 @@ def metadata(call: Call, key: KeyRecord) -> dict:
                 if r.region != primary_region
             ],
         }
-    if key.current_version:
+    # Only symmetric encryption keys have material ids (rotation, imports); a replica being
+    # created has none yet. Deleted or expired imported material keeps its id.
+    if key.current_version and key.key_spec == SYMMETRIC and key.state != keystate.CREATING:
         m = call.store.get_material(key.key_id, key.region, key.current_version)
         if m is not None:
             md["CurrentKeyMaterialId"] = m.material_id
@@ -149,7 +151,7 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     if authorizer is not None:
         authorizer(call, "CreateKey", key, params)
     if spec != SYMMETRIC:
-        material = generate_material(spec)
+        material = generate_material(spec) if origin == "AWS_KMS" else None  # EXTERNAL: imported later
     with call.write() as c:
         call.store.insert_key(c, key)
         if origin == "AWS_KMS":
