@@ -164,22 +164,28 @@ def test_proc_data_dir(where):
 
 @pytest.fixture
 def unprivileged() -> Iterator[tuple[Path, tuple[str, ...]]]:
-    """(a directory, a command prefix) to run kms-iac as a user who cannot write there.
+    """(a directory, a command prefix) to run kms-iac as a user who cannot write where it is told.
 
-    As root, permissions do not stop writes, so the command runs as ``nobody`` (setpriv) in a
+    Root ignores permissions, so as root the command runs as ``nobody`` (setpriv) in a
     world-readable temporary directory; otherwise as the test's own user.
     """
-    if os.geteuid() != 0:
-        yield Path(tempfile.mkdtemp()), ()
-        return
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: cannot test an unwritable directory")
     base = Path(tempfile.mkdtemp(prefix="kms-iac-cli-"))
-    base.chmod(0o755)
     try:
-        yield base, (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+        if os.geteuid() != 0:
+            yield base, ()
+            return
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot test an unwritable directory")
+        prefix = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+        if kms_iac("--version", prefix=prefix).returncode != 0:
+            pytest.skip(f"user nobody cannot run {KMS_IAC}")
+        base.chmod(0o755)
+        yield base, prefix
     finally:
+        for p in (base, *base.rglob("*")):
+            if p.is_dir():
+                p.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -189,14 +195,11 @@ def test_unwritable_data_dir(unprivileged, existing):
     read_only = base / "read-only"
     read_only.mkdir()
     target = read_only / "kms" if not existing else read_only
-    try:
-        read_only.chmod(0o555)
-        before = tree_hash(read_only)
-        run = kms_iac("local", "serve", "--port", "0", "--data-dir", target, prefix=prefix, env={"HOME": str(base)})
-        one_error(run, EXIT_DATA_DIR, str(target), "Permission denied", "writable directory")
-        assert tree_hash(read_only) == before
-    finally:
-        read_only.chmod(0o755)
+    read_only.chmod(0o555)
+    before = tree_hash(read_only)
+    run = kms_iac("local", "serve", "--port", "0", "--data-dir", target, prefix=prefix, env={"HOME": str(base)})
+    one_error(run, EXIT_DATA_DIR, str(target), "Permission denied", "writable directory")
+    assert tree_hash(read_only) == before
 
 
 DAMAGE = {
@@ -381,5 +384,15 @@ def test_hsm_create_cluster_bad_pins(tmp_path, pins, needle):
     assert not (tmp_path / "kms").exists()
 
 
-def test_unknown_option_is_one_line(tmp_path):
+def test_unknown_option_is_one_line():
     one_error(kms_iac("local", "serve", "--prot", "1"), EXIT_USAGE, "--prot", "kms-iac local serve --help")
+
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--account", "1234", "not an AWS account id"),
+    ("--region", "US_EAST", "not an AWS Region name"),
+])
+def test_serve_account_and_region_are_checked(tmp_path, option, value, needle):
+    one_error(kms_iac("local", "serve", "--port", "0", option, value, "--data-dir", tmp_path / "kms"), EXIT_USAGE,
+              repr(value), needle)
+    assert not (tmp_path / "kms").exists()

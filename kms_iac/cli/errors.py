@@ -27,6 +27,7 @@ class, in one place.
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -136,3 +137,21 @@ class DataDirType(click.Path):
         if isinstance(value, str) and value.strip() == "":
             self.fail("the data dir is an empty path; give a directory, e.g. --data-dir .kms-iac", param, ctx)
         return super().convert(value, param, ctx)
+
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+
+
+def account_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An AWS account id option: 12 digits (it becomes part of every key ARN)."""
+    if value is not None and not _ACCOUNT.match(value):
+        raise click.BadParameter(f"{value!r} is not an AWS account id (12 digits, e.g. 111122223333)")
+    return value
+
+
+def region_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An AWS Region option, shaped like us-east-1 (it becomes part of every key ARN)."""
+    if value is not None and not _REGION.match(value):
+        raise click.BadParameter(f"{value!r} is not an AWS Region name (e.g. us-east-1, eu-west-2)")
+    return value

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from kms_iac.backend.defaults import DEFAULT_ACCOUNT, DEFAULT_REGION, default_data_dir
-from kms_iac.cli.errors import BadInput, DataDirType, NetworkError
+from kms_iac.cli.errors import BadInput, DataDirType, NetworkError, account_id, region_name
 
 DATA_DIR = click.option(
     "--data-dir",
@@ -33,9 +33,9 @@ def local() -> None:
 @click.option("--port", default=4599, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port, 0..65535; 0 picks a free port (printed when ready).")
 @DATA_DIR
-@click.option("--region", default=DEFAULT_REGION, show_default=True,
+@click.option("--region", default=DEFAULT_REGION, show_default=True, callback=region_name,
               help="The backend's default region; a signed request is served in the region of its credential scope.")
-@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True,
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True, callback=account_id,
               help="Account of callers without --principals (every well-formed signed request is its root).")
 @click.option("--requests-per-second", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Quota (> 0); excess requests get ThrottlingException.")
@@ -92,8 +92,10 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
 @local.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @DATA_DIR
-@click.option("--region", default=DEFAULT_REGION, show_default=True, help="Region of keys that name none.")
-@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True, help="Account of keys that name none.")
+@click.option("--region", default=DEFAULT_REGION, show_default=True, callback=region_name,
+              help="Region of keys that name none.")
+@click.option("--account", default=DEFAULT_ACCOUNT, show_default=True, callback=account_id,
+              help="Account of keys that name none.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"keys": [ids], "aliases": [names]} as JSON.')
 def seed(file: Path, data_dir: Path | None, region: str, account: str, as_json: bool) -> None:
     """Load keys with fixed ids and material, aliases, policies and tags from a YAML/JSON FILE.

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from kms_iac.backend.defaults import DEFAULT_REGION, default_data_dir
-from kms_iac.cli.errors import EXIT_NEGATIVE, EXIT_OK, BadInput, DataDirType, NetworkError
+from kms_iac.cli.errors import EXIT_NEGATIVE, EXIT_OK, BadInput, DataDirType, NetworkError, region_name
 
 EXPLAIN_ACTIONS = (
     "kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:DescribeKey",
@@ -187,7 +187,7 @@ COMMON = [
                       "(default: the embedded local backend of --data-dir)."),
     click.option("--data-dir", type=DataDirType(), default=None,
                  help="The local backend's data dir (default: $KMS_IAC_DATA_DIR or ./.kms-iac); it must exist."),
-    click.option("--region", default=DEFAULT_REGION, show_default=True),
+    click.option("--region", default=DEFAULT_REGION, show_default=True, callback=region_name),
     click.option("--principals", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                  help="Principals file: the callers' identity (IAM) policies (not the credentials used to read the key)."),
 ]
