@@ -70,8 +70,8 @@ def handle_http(
         operation = target[len(TARGET_PREFIX):]
         try:
             ctx = backend.authenticate(ctx, h, method, path, body)
-        except KMSError as err:  # refused before dispatch: still a call the audit log must show, by whoever it claimed to be
-            if err.code in AUTHENTICATION_ERRORS:  # (a bad X-Kms-Iac-Via-Service comes after a valid signature)
+        except KMSError as err:  # refused before dispatch: still a call the audit log must show
+            if err.code in AUTHENTICATION_ERRORS:  # as the caller it claimed to be (not a bad via-service header)
                 ctx = unauthenticated(ctx, h)
             backend.audit.record(ctx, operation, backend.clock.now(), None, None, err.code, err.message)
             raise

@@ -9,7 +9,8 @@ with one of these statuses:
 1     a negative answer, not an error: ``policy simulate`` denied an action, ``scan`` found a
       failing rule at or above ``--fail-on``
 2     usage or bad input: an option or argument, a file given on the command line (missing,
-      binary, invalid), a name that does not exist (``--key``, ``--action``, ``--principal``).
+      binary, invalid), a name that does not exist (``--key``, ``--action``, ``--principal``),
+      a tool the command needs and cannot find (SoftHSM2 for ``local hsm create-cluster``).
       ``scan``, ``checkov`` and ``policy-pack`` use 2 for *every* error (their CI contract:
       0 clean, 1 findings, 2 error)
 3     the data dir cannot be used: missing, not a directory, not writable, a damaged database,
@@ -91,10 +92,12 @@ def _translate(exc: BaseException) -> CliError | None:
         return DataDirUnusable(str(exc))
     principals_error = _loaded("kms_iac.backend.principals", "PrincipalsError")
     if principals_error is not None and isinstance(exc, principals_error):
-        return BadInput(f"{_sentence(str(exc))}; fix the principals file (YAML or JSON; its format: README, 'Authentication and authorization')")
+        return BadInput(f"{_sentence(str(exc))}; fix the principals file (YAML or JSON; its format: README, "
+                        "'Authentication and authorization')")
     seed_error = _loaded("kms_iac.backend.seed", "SeedError")
     if seed_error is not None and isinstance(exc, seed_error):
-        return BadInput(f"{_sentence(str(exc))}; fix the seed file (YAML or JSON, format in `kms-iac local seed --help`)")
+        return BadInput(f"{_sentence(str(exc))}; fix the seed file (YAML or JSON, format in "
+                        "`kms-iac local seed --help`)")
     unreachable = _loaded("botocore.exceptions", "ConnectionError")
     if unreachable is not None and isinstance(exc, unreachable):
         return NetworkError(f"{_sentence(str(exc))}; check that the endpoint is running and its URL is right")
