@@ -33,6 +33,17 @@ def err(excinfo) -> tuple[str, str]:
     return e["Code"], e.get("Message", "")
 
 
+def refused(fn, **params) -> tuple[str, str]:
+    """The (code, message) a call fails with."""
+    with pytest.raises(ClientError) as e:
+        fn(**params)
+    return err(e)
+
+
+def usage_error(md: dict, operation: str) -> tuple[str, str]:
+    return "InvalidKeyUsageException", f"{md['Arn']} key usage is {md['KeyUsage']} which is not valid for {operation}."
+
+
 def make(kms, spec: str, usage: str) -> dict:
     return kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]
 
@@ -276,26 +287,16 @@ def test_ml_kem_encapsulate_decapsulate(kms, spec):
 def test_ml_kem_wrong_usage_and_state(kms):
     signer = make(kms, "ML_DSA_44", "SIGN_VERIFY")
     kem = make(kms, "ML_KEM_768", "ENCAPSULATE_DECAPSULATE")
-    with pytest.raises(ClientError) as e:
-        kms.encapsulate(KeyId=signer["KeyId"], EncapsulationAlgorithm="ML_KEM")
-    assert err(e) == ("InvalidKeyUsageException",
-                      f"{signer['Arn']} key usage is SIGN_VERIFY which is not valid for Encapsulate.")
-    with pytest.raises(ClientError) as e:
-        kms.sign(KeyId=kem["KeyId"], Message=b"m", SigningAlgorithm="ML_DSA_SHAKE_256")
-    assert err(e) == ("InvalidKeyUsageException",
-                      f"{kem['Arn']} key usage is ENCAPSULATE_DECAPSULATE which is not valid for Sign.")
+    assert refused(kms.encapsulate, KeyId=signer["KeyId"], EncapsulationAlgorithm="ML_KEM") == usage_error(signer, "Encapsulate")
+    assert refused(kms.sign, KeyId=kem["KeyId"], Message=b"m", SigningAlgorithm="ML_DSA_SHAKE_256") == usage_error(kem, "Sign")
     blob = kms.encapsulate(KeyId=kem["KeyId"], EncapsulationAlgorithm="ML_KEM")["SharedSecretCiphertextBlob"]
     kms.disable_key(KeyId=kem["KeyId"])
-    with pytest.raises(ClientError) as e:
-        kms.decapsulate(KeyId=kem["KeyId"], EncapsulationAlgorithm="ML_KEM", SharedSecretCiphertextBlob=blob)
-    assert err(e) == ("DisabledException", f"{kem['Arn']} is disabled.")
+    assert refused(kms.decapsulate, KeyId=kem["KeyId"], EncapsulationAlgorithm="ML_KEM",
+                   SharedSecretCiphertextBlob=blob) == ("DisabledException", f"{kem['Arn']} is disabled.")
     kms.schedule_key_deletion(KeyId=kem["KeyId"], PendingWindowInDays=7)
-    with pytest.raises(ClientError) as e:
-        kms.encapsulate(KeyId=kem["KeyId"], EncapsulationAlgorithm="ML_KEM")
-    assert err(e) == ("KMSInvalidStateException", f"{kem['Arn']} is pending deletion.")
-    with pytest.raises(ClientError) as e:
-        kms.get_public_key(KeyId=kem["KeyId"])
-    assert err(e) == ("KMSInvalidStateException", f"{kem['Arn']} is pending deletion.")
+    deleting = ("KMSInvalidStateException", f"{kem['Arn']} is pending deletion.")
+    assert refused(kms.encapsulate, KeyId=kem["KeyId"], EncapsulationAlgorithm="ML_KEM") == deleting
+    assert refused(kms.get_public_key, KeyId=kem["KeyId"]) == deleting
 
 
 # -- ECDH key agreement --------------------------------------------------------------------------
@@ -331,18 +332,12 @@ def test_derive_shared_secret_refusals(kms):
         assert err(e) == ("ValidationException", "PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo of an "
                                                   "elliptic curve key on the curve of key spec ECC_NIST_P256.")
     peer = public_key(kms, agree["KeyId"])
-    with pytest.raises(ClientError) as e:
-        kms.derive_shared_secret(KeyId=signer["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=peer)
-    assert err(e) == ("InvalidKeyUsageException",
-                      f"{signer['Arn']} key usage is SIGN_VERIFY which is not valid for DeriveSharedSecret.")
-    with pytest.raises(ClientError) as e:
-        kms.sign(KeyId=agree["KeyId"], Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
-    assert err(e) == ("InvalidKeyUsageException",
-                      f"{agree['Arn']} key usage is KEY_AGREEMENT which is not valid for Sign.")
+    assert refused(kms.derive_shared_secret, KeyId=signer["KeyId"], KeyAgreementAlgorithm="ECDH",
+                   PublicKey=peer) == usage_error(signer, "DeriveSharedSecret")
+    assert refused(kms.sign, KeyId=agree["KeyId"], Message=b"m", SigningAlgorithm="ECDSA_SHA_256") == usage_error(agree, "Sign")
     kms.disable_key(KeyId=agree["KeyId"])
-    with pytest.raises(ClientError) as e:
-        kms.derive_shared_secret(KeyId=agree["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=peer)
-    assert err(e) == ("DisabledException", f"{agree['Arn']} is disabled.")
+    assert refused(kms.derive_shared_secret, KeyId=agree["KeyId"], KeyAgreementAlgorithm="ECDH",
+                   PublicKey=peer) == ("DisabledException", f"{agree['Arn']} is disabled.")
 
 
 def test_recipient_is_refused_naming_the_gap(kms):
