@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, padding, rsa, utils
 
@@ -197,8 +198,6 @@ def sign(spec: str, private: Any, req: SigningInput) -> bytes:
 
 def verify(spec: str, public: Any, req: SigningInput, signature: bytes) -> bool:
     """Whether ``signature`` is valid for the request under ``public``."""
-    from cryptography.exceptions import InvalidSignature
-
     try:
         if spec in ML_DSA:
             if req.message_type == "EXTERNAL_MU":
