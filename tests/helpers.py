@@ -65,6 +65,17 @@ class ServerProcess:
             config=NO_CLIENT_VALIDATION,
         )
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move a ``--clock-control`` server's clock forward; returns its new time (epoch seconds)."""
+        import urllib.request
+
+        req = urllib.request.Request(
+            self.url, data=json.dumps({"Seconds": seconds}).encode(),
+            headers={"X-Amz-Target": "KmsIacAdmin.AdvanceClock", "Content-Type": "application/x-amz-json-1.1"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())["Now"]
+
     def stop(self) -> int | None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
