@@ -350,6 +350,7 @@ def test_recipient_is_refused_naming_the_gap(kms):
         lambda: kms.generate_data_key(KeyId=sym, KeySpec="AES_256", Recipient=recipient),
         lambda: kms.generate_data_key_pair(KeyId=sym, KeyPairSpec="ECC_NIST_P256", Recipient=recipient),
         lambda: kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=sym, Plaintext=b"x")["CiphertextBlob"], Recipient=recipient),
+        lambda: kms.generate_random(NumberOfBytes=32, Recipient=recipient),
     ]
     for call in calls:
         with pytest.raises(ClientError) as e:

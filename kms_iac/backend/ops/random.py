@@ -7,6 +7,7 @@ import os
 from kms_iac.backend.core import Call
 from kms_iac.backend.errors import ValidationException
 from kms_iac.backend.ops import operation
+from kms_iac.backend.ops.encryption import refuse_recipient
 
 
 @operation("GenerateRandom")
@@ -14,6 +15,7 @@ def generate_random(call: Call, params: dict) -> dict:
     n = params.get("NumberOfBytes")
     if n is None:
         raise ValidationException("NumberOfBytes is required.")
+    refuse_recipient(params)
     if params.get("CustomKeyStoreId"):  # random bytes from the CloudHSM key store's token
         from kms_iac.backend.ops.custom_key_stores import hsm_random
 
