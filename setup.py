@@ -8,14 +8,16 @@ a subpackage to another directory while finding the rest.)"""
 import runpy
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 LAYOUT = runpy.run_path(str(Path(__file__).resolve().parent / "kms_iac" / "bundled.py"))["LAYOUT"]
 BUNDLED = {f"kms_iac._bundled.{name}": (src, data) for name, (src, data) in LAYOUT.items()}
 
 setup(
-    packages=find_packages(include=["kms_iac*"]) + ["kms_iac.components", *BUNDLED],
+    # Namespace-aware: kms_iac/backend has no __init__.py, and a plain find_packages() would leave it out.
+    packages=find_namespace_packages(include=["kms_iac", "kms_iac.*"], exclude=["*.__pycache__", "kms_iac.cli.new_project"])
+    + ["kms_iac.components", *BUNDLED],
     package_dir={"kms_iac.components": "components", **{pkg: src for pkg, (src, _) in BUNDLED.items()}},
-    package_data={"kms_iac.components": ["PulumiPlugin.yaml"],
+    package_data={"kms_iac.components": ["PulumiPlugin.yaml"], "kms_iac.cli": ["new_project/*"],
                   **{pkg: list(data) for pkg, (_, data) in BUNDLED.items() if data}},
 )

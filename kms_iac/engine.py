@@ -14,33 +14,56 @@ import sys
 import textwrap
 from pathlib import Path
 
+from kms_iac.provider import PACKAGE, VERSION
+from kms_iac.toolchain._common import ToolchainError, point_symlink
+from kms_iac.toolchain.pulumi_cli import ensure_pulumi, pulumi_env
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
 def pulumi_bin_dir() -> Path:
-    """Where setup put the Pulumi CLI (built from the Go module proxy, or the one on PATH)."""
-    out = subprocess.run([str(ROOT / "scripts" / "ensure_pulumi.sh")], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"scripts/ensure_pulumi.sh failed:\n{out.stderr}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    """Where the pinned Pulumi CLI is (the one on PATH, the cache, or built now: kms_iac.toolchain)."""
+    try:
+        return ensure_pulumi()
+    except ToolchainError as e:
+        raise RuntimeError(f"the pinned Pulumi CLI is not available: {e}") from None
+
+
+def install_provider_plugin(home: Path, bin_dir: Path = VENV_BIN) -> Path:
+    """Make this virtualenv's provider an installed plugin of the Pulumi home ``home``.
+
+    ``$PULUMI_HOME/plugins/resource-kms-iac-v<VERSION>/pulumi-resource-kms-iac`` is a symlink
+    to the console script, so the engine resolves the SDK's ``kms-iac`` v<VERSION> from its
+    own plugin cache, as it would an installed plugin, whatever project it runs (tests write
+    their own Pulumi.yaml files, the main job runs the root one). The venv's bin stays off
+    PATH: a provider found on PATH is an "ambient" plugin, which the engine announces with a
+    "using pulumi-resource-kms-iac from $PATH" warning on every command.
+    """
+    link = home / "plugins" / f"resource-{PACKAGE}-v{VERSION}" / f"pulumi-resource-{PACKAGE}"
+    point_symlink(link, bin_dir / f"pulumi-resource-{PACKAGE}")
+    return link
 
 
 def engine_env(pulumi_bin: Path, state_dir: Path, home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for the Pulumi CLI: pinned binaries first, local file state, nothing fetched."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "AWS_ENDPOINT"))},
-        "PATH": f"{pulumi_bin}:{VENV_BIN}:{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(home),
-        "PULUMI_BACKEND_URL": f"file://{state_dir}",
-        "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", "kms-iac-local"),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "PYTHONPATH": str(ROOT),
-        **(extra or {}),
-    }
+    """Environment for the Pulumi CLI: pinned binaries first, local file state, nothing fetched.
+
+    :func:`kms_iac.toolchain.pulumi_cli.pulumi_env` (what ``kms-iac pulumi`` runs with: the
+    caller's ``PULUMI_*`` pass through and win), with the state isolated: ``PULUMI_HOME`` and
+    the backend are always this project's own, and ambient plugins are ignored (unless the
+    caller says otherwise) so a venv bin on the caller's PATH cannot shadow the provider
+    installed in that home. ``AWS_ENDPOINT*`` variables are dropped: the provider's target
+    comes from stack config.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    env = pulumi_env(pulumi_bin, base)
+    env.update(PULUMI_HOME=str(home), PULUMI_BACKEND_URL=f"file://{state_dir}", PYTHONPATH=str(ROOT))
+    for key in ("PULUMI_IGNORE_AMBIENT_PLUGINS", "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK",
+                "PULUMI_SKIP_CONFIRMATIONS"):
+        env.setdefault(key, "true")
+    env.update(extra or {})
+    install_provider_plugin(Path(env["PULUMI_HOME"]))
+    return env
 
 
 class PulumiProject:

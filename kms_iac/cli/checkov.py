@@ -1,12 +1,15 @@
 """``kms-iac checkov [checkov arguments...]``: the real checkov with kms-iac's checks loaded.
 
 checkov pins boto3 and packaging versions the Pulumi SDK cannot share, so it lives in its
-own virtualenv that ``scripts/ensure_checkov.sh`` (run by ``scripts/setup.sh``) creates
-under ``${XDG_CACHE_HOME:-~/.cache}/kms-iac/checkov/<hash of tools/checkov/requirements.txt>``.
-This command only finds that environment and replaces itself with its checkov (so exit
-status and output are checkov's own), adding ``--external-checks-dir <repo>/rules/checkov``
-and a ``PYTHONPATH`` of just the repository, so the checks import ``kms_iac.rules`` (stdlib
-and PyYAML only) and nothing from the project's own virtualenv leaks into checkov's.
+own virtualenv (kms_iac/toolchain/checkov_env.py) under
+``${XDG_CACHE_HOME:-~/.cache}/kms-iac/checkov/<hash of tools/checkov/requirements.txt>``,
+made by ``scripts/setup.sh`` in a checkout or ``kms-iac setup checkov`` after a wheel
+install. This command only finds that environment and replaces itself with its checkov (so
+exit status and output are checkov's own), adding ``--external-checks-dir`` with the checks
+(``rules/checkov`` of the checkout, or their copy inside the installed package) and a
+``PYTHONPATH`` naming a directory that holds ``kms_iac`` and nothing else, so the checks
+import ``kms_iac.rules`` (stdlib and PyYAML only) and nothing from the project's own
+virtualenv leaks into checkov's.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parents[2]
-CHECKS_DIR = ROOT / "rules" / "checkov"
-REQUIREMENTS = ROOT / "tools" / "checkov" / "requirements.txt"
+from kms_iac.bundled import PACKAGE_DIR, SOURCE_ROOT, bundled, installed_from_wheel
+from kms_iac.toolchain._common import point_symlink
+from kms_iac.toolchain.checkov_env import checkov_env_dir, checkov_ready, requirements_file
+
+CHECKS_DIR = bundled("checkov_checks")
+REQUIREMENTS = requirements_file()
 
 
 class CheckovError(click.ClickException):
@@ -31,29 +37,34 @@ class CheckovError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
-def checkov_env_dir() -> Path:
-    """Where ``scripts/ensure_checkov.sh`` puts the environment for the current pin (same hash)."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
-    cache = os.environ.get("KMS_IAC_CHECKOV_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kms-iac", "checkov")
-    return Path(cache) / digest
-
-
 def checkov_executable() -> Path:
     """The pinned checkov, or :class:`CheckovError` saying how to get it."""
     if not REQUIREMENTS.is_file() or not (CHECKS_DIR / "__init__.py").is_file():
-        raise CheckovError(f"kms-iac's checkov checks are not at {CHECKS_DIR} (run kms-iac from its source tree)")
+        raise CheckovError(f"kms-iac's checkov checks are not at {CHECKS_DIR} (a broken install: reinstall kms-iac)")
     env = checkov_env_dir()
-    exe = env / "bin" / "checkov"
-    stamp = env / ".kms-iac-stamp"
-    if not (exe.is_file() and os.access(exe, os.X_OK) and stamp.is_file()
-            and stamp.read_text().strip() == env.name):
-        raise CheckovError(f"checkov's environment is not installed ({env}); run scripts/setup.sh")
-    return exe
+    if not checkov_ready(env):
+        how = "kms-iac setup checkov" if installed_from_wheel() else "scripts/setup.sh"
+        raise CheckovError(f"checkov's environment is not installed ({env}); run {how}")
+    return env / "bin" / "checkov"
+
+
+def checks_python_path() -> Path:
+    """A directory whose only importable package is ``kms_iac``, for checkov's PYTHONPATH.
+
+    In a checkout that is the repository. In a wheel install ``kms_iac`` sits in a
+    site-packages full of the project's own boto3, packaging, pulumi...; putting that on
+    checkov's path would shadow checkov's pins, so a directory holding just a symlink to the
+    installed package (one per install, beside checkov's environment) stands in for it.
+    """
+    if not installed_from_wheel():
+        return SOURCE_ROOT
+    links = checkov_env_dir().parent / "kms_iac-paths" / hashlib.sha256(str(PACKAGE_DIR).encode()).hexdigest()[:16]
+    point_symlink(links / "kms_iac", PACKAGE_DIR)
+    return links
 
 
 def checkov_env() -> dict[str, str]:
-    """The environment checkov runs with: ours, with PYTHONPATH naming only the repository.
+    """The environment checkov runs with: ours, with PYTHONPATH naming only kms_iac's directory.
 
     checkov otherwise calls Prisma Cloud for check metadata (guidelines) on every run and
     PyPI for a newer version; neither is needed for local checks (our pin is the version),
@@ -61,7 +72,7 @@ def checkov_env() -> dict[str, str]:
     caller sets the variables.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(checks_python_path())
     env.setdefault("BC_SKIP_MAPPING", "TRUE")
     env.setdefault("CKV_SKIP_PACKAGE_UPDATE_CHECK", "TRUE")
     return env

@@ -7,9 +7,11 @@ import click
 from kms_iac.cli.checkov import checkov
 from kms_iac.cli.errors import KmsIacGroup
 from kms_iac.cli.local import local
+from kms_iac.cli.new import new
 from kms_iac.cli.policy import policy
 from kms_iac.cli.policy_pack import policy_pack
 from kms_iac.cli.scan import scan
+from kms_iac.cli.toolchain import pulumi, setup
 
 
 @click.group(cls=KmsIacGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +25,9 @@ cli.add_command(policy)
 cli.add_command(policy_pack)
 cli.add_command(checkov)
 cli.add_command(scan)
+cli.add_command(new)
+cli.add_command(pulumi)
+cli.add_command(setup)
 
 
 def main() -> None:

@@ -47,6 +47,18 @@ def exclusive(lock_file: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def point_symlink(link: Path, target: Path) -> None:
+    """Make ``link`` a symlink to ``target``, atomically (concurrent callers see the old link or
+    the new one, never none), and only when it does not already point there."""
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
 def minutes(seconds: float) -> str:
     """``75`` -> ``1m15s``: how people read build times."""
     s = int(seconds)

@@ -41,7 +41,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-_ROOT = Path(__file__).resolve().parents[2]
+# The directory holding the kms_iac package: the checkout (rules/checkov/ here), or the
+# site-packages of a wheel install (kms_iac/_bundled/checkov_checks/ here).
+_ROOT = next(p for p in Path(__file__).resolve().parents if (p / "kms_iac" / "__init__.py").is_file())
 if str(_ROOT) not in sys.path:  # `kms-iac checkov` sets PYTHONPATH; plain `checkov --external-checks-dir` does not
     sys.path.append(str(_ROOT))
 
