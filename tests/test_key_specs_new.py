@@ -7,6 +7,7 @@ secrets recomputed and ciphertexts encapsulated outside the backend."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem
 
 from kms_iac.backend import keypairs
+from kms_iac.backend.audit import read_events
 from kms_iac.backend.embedded import embedded_client
 from tests.helpers import NO_CLIENT_VALIDATION
 
@@ -442,3 +444,21 @@ def test_regions_of_sm2_and_ml_kem(kms, china):
     with pytest.raises(ClientError) as e:
         kms.create_key(KeySpec="SM2", KeyUsage="ENCRYPT_DECRYPT")
     assert err(e) == ("UnsupportedOperationException", "KeySpec SM2 is not supported in this Region")
+
+
+def test_audit_events_carry_no_secrets(embedded, backend):
+    agree = make(embedded, "ECC_NIST_P256", "KEY_AGREEMENT")["KeyId"]
+    kem = make(embedded, "ML_KEM_768", "ENCAPSULATE_DECAPSULATE")["KeyId"]
+    derived = embedded.derive_shared_secret(KeyId=agree, KeyAgreementAlgorithm="ECDH", PublicKey=public_key(embedded, agree))
+    enc = embedded.encapsulate(KeyId=kem, EncapsulationAlgorithm="ML_KEM")
+    embedded.decapsulate(KeyId=kem, EncapsulationAlgorithm="ML_KEM", SharedSecretCiphertextBlob=enc["SharedSecretCiphertextBlob"])
+    events = {e["eventName"]: e for e in read_events(backend.data_dir)}
+    assert events["DeriveSharedSecret"]["requestParameters"] == {"keyId": agree, "keyAgreementAlgorithm": "ECDH"}
+    assert events["Decapsulate"]["requestParameters"] == {"keyId": kem, "encapsulationAlgorithm": "ML_KEM"}
+    for name in ("DeriveSharedSecret", "Encapsulate", "Decapsulate"):
+        event = events[name]
+        assert event["responseElements"] is None and event["readOnly"] is True and "errorCode" not in event
+        assert event["resources"][0]["ARN"].endswith(agree if name == "DeriveSharedSecret" else kem)
+    text = repr(list(events.values()))
+    for secret in (derived["SharedSecret"], enc["SharedSecret"], enc["SharedSecretCiphertextBlob"]):
+        assert secret.hex() not in text and base64.b64encode(secret).decode() not in text
