@@ -28,25 +28,21 @@ keyword arguments and ``from __future__ import annotations``).
 """
 
 import argparse
-import asyncio
 import inspect
 import json
 import sys
 import typing
 from typing import Optional
 
-import grpc
 import pulumi
 from pulumi.provider import server as component_server
-from pulumi.provider.experimental import server as provider_server
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.experimental.provider import GetSchemaRequest, GetSchemaResponse
-from pulumi.runtime.proto import provider_pb2_grpc
-from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 
 from kms_iac.components import tenant_key
 from kms_iac.provider import PACKAGE, VERSION
 from kms_iac.provider.provider import KmsIacProvider
+from kms_iac.provider.server import KmsIacServicer, serve
 
 
 def _evaluated(cls: type) -> dict:
@@ -108,8 +104,8 @@ class _Provider(KmsIacProvider):
         return GetSchemaResponse(schema=json.dumps(schema))
 
 
-class _Servicer(provider_server.ProviderServicer):
-    """The provider's gRPC service; Construct is the SDK's component provider service."""
+class _Servicer(KmsIacServicer):
+    """The provider's gRPC service (one-line errors); Construct is the SDK's component provider service."""
 
     def __init__(self, args, provider: _Provider, engine_address: Optional[str]) -> None:
         super().__init__(args, VERSION, provider, engine_address=engine_address)
@@ -126,20 +122,7 @@ def main(args: list[str]) -> None:
     known, _ = argp.parse_known_args(args)
     components = ComponentProvider(COMPONENTS, PACKAGE, version=VERSION)
     provider = _Provider(known.engine, components)
-
-    async def serve() -> None:
-        server = grpc.aio.server(options=_GRPC_CHANNEL_OPTIONS)
-        provider_pb2_grpc.add_ResourceProviderServicer_to_server(_Servicer(args, provider, known.engine), server)
-        port = server.add_insecure_port(address="127.0.0.1:0")
-        await server.start()
-        sys.stdout.buffer.write(f"{port}\n".encode())
-        sys.stdout.buffer.flush()
-        await server.wait_for_termination()
-
-    try:
-        asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
+    serve(_Servicer(args, provider, known.engine))
 
 
 if __name__ == "__main__":

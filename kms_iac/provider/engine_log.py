@@ -13,9 +13,16 @@ class EngineLog:
             self._stub = engine_pb2_grpc.EngineStub(grpc.insecure_channel(engine_address))
 
     def warn(self, urn: str, message: str) -> None:
+        self._log(engine_pb2.WARNING, urn, message)
+
+    def debug(self, urn: str, message: str) -> None:
+        """Shown with ``pulumi ... --debug`` or ``-v``: where a Python traceback belongs."""
+        self._log(engine_pb2.DEBUG, urn, message)
+
+    def _log(self, severity: int, urn: str, message: str) -> None:
         if self._stub is None:
             return
         try:
-            self._stub.Log(engine_pb2.LogRequest(severity=engine_pb2.WARNING, message=message, urn=urn))
+            self._stub.Log(engine_pb2.LogRequest(severity=severity, message=message, urn=urn))
         except grpc.RpcError:
             pass  # diagnostics are best effort; never fail an operation over them

@@ -7,29 +7,24 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kms_iac.provider.spec import ResourceSpec
+from kms_iac.provider.engine_log import EngineLog
+from kms_iac.provider.errors import ProviderError
+from kms_iac.provider.orphans import URN_TAG, OrphanIndex, carries_urn_tag, urn_tag_value, with_urn_tag, without_urn_tag
+from kms_iac.provider.spec import ResourceSpec, diff
 
 
-class ProviderError(Exception):
-    """A failure the engine shows against the resource, naming it and the KMS error.
+class NotAdoptable(Exception):
+    """A key tagged with the resource's URN turned out not to be the one it would create."""
 
-    The SDK's provider server appends the Python traceback of any exception to the
-    message the user sees; for an expected KMS refusal that is noise, so this error
-    reports no traceback.
-    """
 
-    @property
-    def __traceback__(self):  # type: ignore[override]
-        return None
-
-    @__traceback__.setter
-    def __traceback__(self, value) -> None:
-        pass
+def fail(resource: str, what: str, why: str, code: str | None = None) -> ProviderError:
+    return ProviderError(f"{resource}: {what} failed: {why}", code)
 
 
 def kms_error(resource: str, action: str, exc: ClientError) -> ProviderError:
     err = exc.response.get("Error", {})
-    return ProviderError(f"{resource}: KMS {action} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": "))
+    code = err.get("Code", "Error")
+    return fail(resource, action, f"{code}: {err.get('Message', '')}".rstrip(": "), code)
 
 
 def kms_call(resource: str, action: str, fn, **kwargs) -> Any:
@@ -62,11 +57,24 @@ def live_key(kms, key_ref: str) -> dict | None:
     return md
 
 
+def tag_list(tags: dict | None, urn: str = "") -> list[dict[str, str]]:
+    """CreateKey's / ReplicateKey's Tags: the program's, plus ``creating <URN>`` (see orphans.py)."""
+    return [{"TagKey": k, "TagValue": v} for k, v in with_urn_tag(tags, urn).items()]
+
+
+def confirm_urn_tag(kms, name: str, key_ref: str, urn: str, tags: dict | None) -> None:
+    """``creating <URN>`` becomes ``<URN>``: the engine has the key, so it is no orphan."""
+    if carries_urn_tag(tags, urn):
+        kms_call(name, "TagResource", kms.tag_resource, KeyId=key_ref,
+                 Tags=[{"TagKey": URN_TAG, "TagValue": urn_tag_value(urn)}])
+
+
 def read_tags(kms, key_id: str) -> dict[str, str]:
+    """The key's tags as the program declares them: without the provider's own URN tag."""
     tags: dict[str, str] = {}
     for page in kms.get_paginator("list_resource_tags").paginate(KeyId=key_id):
         tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
-    return tags
+    return without_urn_tag(tags)
 
 
 def read_policy(kms, name: str, key_id: str, state: dict) -> str:
@@ -80,6 +88,11 @@ def read_policy(kms, name: str, key_id: str, state: dict) -> str:
 
 class ResourceHandler(ABC):
     spec: ResourceSpec
+    # Set by the provider when it is configured: where warnings go, and the index of keys
+    # carrying a URN tag (None where orphans are not looked up: on AWS).
+    log: EngineLog = EngineLog(None)
+    orphans: OrphanIndex | None = None
+    makes_keys = False  # creates KMS keys, which carry the URN tag (see orphans.py)
 
     def regional(self, region: str):
         """A client of the same target in another Region (set by the provider when it is configured)."""
@@ -90,7 +103,8 @@ class ResourceHandler(ABC):
         return []
 
     @abstractmethod
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]: ...
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
+        """Create the resource; ``name`` is the resource as messages name it, ``urn`` its Pulumi URN."""
 
     @abstractmethod
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
@@ -106,13 +120,66 @@ class ResourceHandler(ABC):
         """The state right after a create or update; its absence is a failure, never an assert."""
         found = self.read(kms, name, resource_id, state)
         if found is None:
-            raise ProviderError(f"{name}: {self.spec.name} {resource_id} no longer exists right after it was written")
+            raise fail(name, "read back", f"{self.spec.name} {resource_id} no longer exists right after it was written")
         return found
+
+    # -- keys left behind by an interrupted deployment (see kms_iac/provider/orphans.py) --
+
+    def adoption_mismatch(self, md: dict, inputs: dict) -> str | None:
+        """Why the key ``md`` (tagged with this resource's URN) is not what a create would make."""
+        return "this resource type does not adopt keys"
+
+    def resource_id_of(self, md: dict) -> str:
+        """The resource id of the key ``md`` describes (a key id; a replica's is its ARN)."""
+        return md["KeyId"]
+
+    def adopt(self, kms, name: str, md: dict, inputs: dict) -> tuple[str, dict]:
+        """Bring an orphan key to the declared inputs as an update would (description, policy,
+        rotation, enablement, tags); (resource id, state). May raise NotAdoptable."""
+        resource_id = self.resource_id_of(md)
+        current = self.read_back(kms, name, resource_id, inputs)
+        changes, _ = diff(self.spec, current, inputs)
+        return resource_id, self.update(kms, name, resource_id, current, inputs, changes)
+
+    def adopt_orphan(self, kms, name: str, urn: str, inputs: dict) -> tuple[str, dict] | None:
+        """A key an interrupted deployment created for ``urn``, brought to ``inputs``; None if there is none.
+
+        Only keys still tagged ``creating <urn>``, not claimed by a resource of this
+        deployment and not pending deletion are considered; one whose immutable properties
+        differ is reported and left.
+        """
+        if not urn or self.orphans is None:
+            return None
+        for key_id in self.orphans.candidates(kms, urn):
+            md = live_key(kms, key_id)
+            if md is None:
+                continue
+            why = self.adoption_mismatch(md, inputs)
+            if why is None:
+                try:
+                    resource_id, state = self.adopt(kms, name, md, inputs)
+                except NotAdoptable as exc:
+                    why = str(exc)
+                else:
+                    self.log.warn(urn, f"adopted key {md['KeyId']}: a deployment was interrupted while creating it "
+                                       f"for this resource (its {URN_TAG} tag still said creating) and no state "
+                                       "knows it; no new key was created")
+                    return resource_id, state
+            self.log.warn(urn, f"key {md['KeyId']}, left by an interrupted create of this resource, is not "
+                               f"adoptable: {why}; "
+                               f"creating a new key. If nothing uses {md['KeyId']}, schedule its deletion "
+                               f"(aws kms schedule-key-deletion --key-id {md['KeyId']})")
+        return None
 
     def preview_outputs(self, inputs: dict) -> dict:
         """Outputs during preview: inputs as given, computed outputs unknown."""
         # Outputs left out are unknown to the engine during a preview.
         return {k: v for k, v in inputs.items() if not self.spec.prop(k).output}
+
+    def handed_over(self, kms, name: str, resource_id: str, urn: str, inputs: dict) -> None:
+        """Once the engine has received a Create's answer: a key's tag stops saying ``creating``."""
+        if self.makes_keys:
+            confirm_urn_tag(kms, name, resource_id, urn, inputs.get("tags"))
 
     def replacement_note(self, state: dict) -> str | None:
         """What replacing this resource does to the old one, shown in the preview."""

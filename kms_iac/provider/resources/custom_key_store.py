@@ -11,7 +11,7 @@ import time
 
 from botocore.exceptions import ClientError
 
-from kms_iac.provider.resources.base import ProviderError, ResourceHandler, kms_call, kms_error
+from kms_iac.provider.resources.base import ResourceHandler, fail, kms_call, kms_error
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 CONNECT_TIMEOUT = 120.0
@@ -58,11 +58,11 @@ class CustomKeyStoreHandler(ResourceHandler):
             if state == "CONNECTED":
                 return
             if state == "FAILED" or time.monotonic() > deadline:
-                raise ProviderError(f"{name}: custom key store {store_id} did not connect: "
-                                    f"{state} {store.get('ConnectionErrorCode', '')}".rstrip())
+                why = f"{store_id} is {state or 'not connected'}" + (f" ({store['ConnectionErrorCode']})" if store.get("ConnectionErrorCode") else "")
+                raise fail(name, "ConnectCustomKeyStore", why + ("" if state == "FAILED" else f" after {CONNECT_TIMEOUT:.0f} s"))
             time.sleep(0.5)
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
         store_id = kms_call(name, "CreateCustomKeyStore", kms.create_custom_key_store,
                             CustomKeyStoreName=inputs["customKeyStoreName"], CloudHsmClusterId=inputs["cloudHsmClusterId"],
                             TrustAnchorCertificate=inputs["trustAnchorCertificate"],

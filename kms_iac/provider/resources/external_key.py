@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from kms_iac.provider.resources.base import kms_call
+from kms_iac.provider.resources.base import NotAdoptable, ProviderError, kms_call, tag_list
 from kms_iac.provider.resources.key import (
     BYPASS,
     DESCRIPTION,
@@ -27,6 +27,7 @@ from kms_iac.provider.resources.key import (
     TAGS,
     WINDOW,
     KeyHandler,
+    _mismatch,
 )
 from kms_iac.provider.spec import Prop, ResourceSpec
 
@@ -94,10 +95,12 @@ class ExternalKeyHandler(KeyHandler):
             args["ExpirationModel"] = "KEY_MATERIAL_DOES_NOT_EXPIRE"
         kms_call(name, "ImportKeyMaterial", kms.import_key_material, **args)
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
+        adopted = self.adopt_orphan(kms, name, urn, inputs)
+        if adopted is not None:
+            return adopted
         params: dict = {"Origin": "EXTERNAL", "Description": inputs.get("description", ""),
-                        "MultiRegion": bool(inputs.get("multiRegion")),
-                        "Tags": [{"TagKey": k, "TagValue": v} for k, v in (inputs.get("tags") or {}).items()]}
+                        "MultiRegion": bool(inputs.get("multiRegion")), "Tags": tag_list(inputs.get("tags"), urn)}
         if inputs.get("policy"):
             params["Policy"] = inputs["policy"]
         if inputs.get("bypassPolicyLockoutSafetyCheck"):
@@ -112,6 +115,20 @@ class ExternalKeyHandler(KeyHandler):
             raise
         state = self.read_back(kms, name, key_id, inputs)
         return key_id, state
+
+    def adoption_mismatch(self, md: dict, inputs: dict) -> str | None:
+        return _mismatch(md, {"Origin": "EXTERNAL", "MultiRegion": bool(inputs.get("multiRegion"))})
+
+    def adopt(self, kms, name: str, md: dict, inputs: dict) -> tuple[str, dict]:
+        """Import the declared material first: KMS accepts only the material the key was first
+        given, so a key still waiting for its material, or holding this one, is adoptable."""
+        try:
+            self._import(kms, name, md["KeyId"], inputs)
+        except ProviderError as exc:
+            if exc.code == "IncorrectKeyMaterialException":
+                raise NotAdoptable("it holds other key material") from None
+            raise
+        return super().adopt(kms, name, md, inputs)
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
         base = super().read(kms, name, resource_id, state)

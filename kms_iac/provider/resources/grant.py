@@ -65,7 +65,7 @@ class GrantHandler(ResourceHandler):
             fails.append(("encryptionContextSubset", "use encryptionContextEquals or encryptionContextSubset, not both"))
         return fails
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
         params: dict = {"KeyId": inputs["keyId"], "GranteePrincipal": inputs["granteePrincipal"],
                         "Operations": list(inputs["operations"])}
         for prop, arg in (("retiringPrincipal", "RetiringPrincipal"), ("name", "Name")):

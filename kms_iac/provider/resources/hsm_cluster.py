@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kms_iac.backend.core import DB_FILE
 from kms_iac.backend.store import Store
-from kms_iac.provider.resources.base import ProviderError, ResourceHandler
+from kms_iac.provider.resources.base import ResourceHandler, fail
 from kms_iac.provider.spec import Prop, ResourceSpec
 
 SPEC = ResourceSpec(
@@ -40,16 +40,16 @@ class HsmClusterHandler(ResourceHandler):
             return [("userPin", "userPin (the key store password) must be 7 to 32 characters, as AWS requires")]
         return []
 
-    def _dir(self, name: str) -> Path:
+    def _dir(self, name: str, what: str) -> Path:
         if self.data_dir is None:
-            raise ProviderError(f"{name}: HsmCluster exists only on the local target (embedded, or a local server "
-                                "with kms-iac:dataDir set); on AWS create CloudHSM clusters with the AWS provider")
+            raise fail(name, what, "HsmCluster exists only on the local target (embedded, or a local server with "
+                                   "kms-iac:dataDir set); on AWS create CloudHSM clusters with the AWS provider")
         return self.data_dir
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
         from kms_iac.backend.ops.custom_key_stores import create_cluster
 
-        result = create_cluster(self._dir(name), inputs["name"], user_pin=inputs.get("userPin"), so_pin=inputs.get("soPin"))
+        result = create_cluster(self._dir(name, "create"), inputs["name"], user_pin=inputs.get("userPin"), so_pin=inputs.get("soPin"))
         return result["ClusterId"], {**inputs, "clusterId": result["ClusterId"],
                                      "trustAnchorCertificate": result["TrustAnchorCertificate"],
                                      "keyStorePassword": result["KeyStorePassword"]}
@@ -57,7 +57,7 @@ class HsmClusterHandler(ResourceHandler):
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
         from kms_iac.backend.ops.custom_key_stores import get_cluster
 
-        store = Store(self._dir(name) / DB_FILE)
+        store = Store(self._dir(name, "read") / DB_FILE)
         try:
             cluster = get_cluster(store, resource_id)
         finally:
@@ -71,12 +71,12 @@ class HsmClusterHandler(ResourceHandler):
         return {**olds, **news}  # every input replaces; nothing changes in place
 
     def delete(self, kms, name: str, resource_id: str, state: dict) -> None:
-        store = Store(self._dir(name) / DB_FILE)
+        store = Store(self._dir(name, "delete") / DB_FILE)
         try:
             with store.write() as c:
                 (used,) = c.execute("SELECT COUNT(*) FROM custom_key_stores WHERE cluster_id=?", (resource_id,)).fetchone()
                 if used:
-                    raise ProviderError(f"{name}: cluster {resource_id} still backs a custom key store; delete that first")
+                    raise fail(name, "delete", f"cluster {resource_id} still backs a custom key store; delete that first")
                 c.execute("DELETE FROM hsm_clusters WHERE cluster_id=?", (resource_id,))
         finally:
             store.close()

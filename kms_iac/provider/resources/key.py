@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from kms_iac.policy.document import PolicyError, PolicyNotObject, parse_policy
 from kms_iac.policy.normalize import policies_equal
+from kms_iac.provider.orphans import MAX_TAGS, URN_TAG
 from kms_iac.provider.resources.base import (
     ResourceHandler,
     is_not_found,
@@ -20,6 +21,7 @@ from kms_iac.provider.resources.base import (
     live_key,
     read_policy,
     read_tags,
+    tag_list,
 )
 from kms_iac.provider.spec import Prop, ResourceSpec
 
@@ -87,6 +89,7 @@ SPEC = ResourceSpec(
 
 class KeyHandler(ResourceHandler):
     spec = SPEC
+    makes_keys = True
 
     def validate(self, inputs: dict) -> list[tuple[str, str]]:
         fails: list[tuple[str, str]] = []
@@ -120,22 +123,27 @@ class KeyHandler(ResourceHandler):
                     fails.append(("policy", str(exc)))
         tags = inputs.get("tags")
         if isinstance(tags, dict):
-            if len(tags) > 50:
-                fails.append(("tags", "a key can have at most 50 tags"))
+            if len(tags) > MAX_TAGS:
+                fails.append(("tags", f"a key can have at most {MAX_TAGS} tags"))
             for k, v in tags.items():
                 if k.lower().startswith("aws:"):
                     fails.append(("tags", f"tag key {k!r}: tags beginning with aws: are reserved"))
+                if k == URN_TAG:
+                    fails.append(("tags", f"tag key {k!r} is set by the provider (the resource's Pulumi URN)"))
                 if not 1 <= len(k) <= 128 or not isinstance(v, str) or len(v) > 256:
                     fails.append(("tags", f"tag {k!r}: keys are 1-128 characters, values strings of at most 256"))
         return fails
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
+        adopted = self.adopt_orphan(kms, name, urn, inputs)
+        if adopted is not None:
+            return adopted
         params: dict = {
             "Description": inputs.get("description", ""),
             "KeySpec": inputs["keySpec"],
             "KeyUsage": inputs["keyUsage"],
             "MultiRegion": bool(inputs.get("multiRegion")),
-            "Tags": [{"TagKey": k, "TagValue": v} for k, v in (inputs.get("tags") or {}).items()],
+            "Tags": tag_list(inputs.get("tags"), urn),
         }
         if inputs.get("policy"):
             params["Policy"] = inputs["policy"]
@@ -159,6 +167,13 @@ class KeyHandler(ResourceHandler):
             raise
         state = self.read_back(kms, name, key_id, inputs)
         return key_id, state
+
+    def adoption_mismatch(self, md: dict, inputs: dict) -> str | None:
+        store = inputs.get("customKeyStoreId")
+        wanted = {"KeySpec": inputs.get("keySpec", "SYMMETRIC_DEFAULT"), "KeyUsage": inputs.get("keyUsage", "ENCRYPT_DECRYPT"),
+                  "MultiRegion": bool(inputs.get("multiRegion")), "Origin": "AWS_CLOUDHSM" if store else "AWS_KMS",
+                  "CustomKeyStoreId": store}
+        return _mismatch(md, wanted)
 
     def _enable_rotation(self, kms, name: str, key_id: str, inputs: dict) -> None:
         args = {"KeyId": key_id}
@@ -226,6 +241,8 @@ class KeyHandler(ResourceHandler):
         if "tags" in changes:
             old_tags, new_tags = olds.get("tags") or {}, news.get("tags") or {}
             gone = [k for k in old_tags if k not in new_tags]
+            if len(new_tags) >= MAX_TAGS:
+                gone.append(URN_TAG)  # the program's tags take all 50 places; the URN tag yields
             if gone:
                 kms_call(name, "UntagResource", kms.untag_resource, KeyId=resource_id, TagKeys=gone)
             changed = [{"TagKey": k, "TagValue": v} for k, v in new_tags.items() if old_tags.get(k) != v]
@@ -248,3 +265,9 @@ class KeyHandler(ResourceHandler):
         window = state.get("deletionWindowInDays") or 30
         key = state.get("keyId") or "the old key"
         return f"replacing schedules deletion of key {key} with a {window}-day waiting period (it can be cancelled until then)"
+
+
+def _mismatch(md: dict, wanted: dict) -> str | None:
+    """How a key's metadata differs from what a create would make (None: it matches)."""
+    diffs = [f"{k} {md.get(k)} (wanted {v})" for k, v in wanted.items() if (md.get(k) or None) != (v or None)]
+    return ", ".join(diffs) if diffs else None

@@ -7,9 +7,31 @@ and enablement are its own. ReplicateKey is called in the primary's Region (take
 
 from __future__ import annotations
 
-from kms_iac.provider.resources.base import ResourceHandler, kms_call, live_key, read_policy, read_tags
-from kms_iac.provider.resources.key import BYPASS, DESCRIPTION, ENABLED, KEY_OUTPUTS, POLICY, TAGS, WINDOW, KeyHandler
+import time
+
+from kms_iac.provider.resources.base import (
+    ResourceHandler,
+    fail,
+    kms_call,
+    live_key,
+    read_policy,
+    read_tags,
+    tag_list,
+)
+from kms_iac.provider.resources.key import (
+    BYPASS,
+    DESCRIPTION,
+    ENABLED,
+    KEY_OUTPUTS,
+    POLICY,
+    TAGS,
+    WINDOW,
+    KeyHandler,
+    _mismatch,
+)
 from kms_iac.provider.spec import Prop, ResourceSpec
+
+CREATE_TIMEOUT = 300.0  # AWS documents no bound for Creating; Terraform waits up to 2 minutes
 
 SPEC = ResourceSpec(
     "ReplicaKey",
@@ -29,6 +51,7 @@ SPEC = ResourceSpec(
 
 class ReplicaKeyHandler(ResourceHandler):
     spec = SPEC
+    makes_keys = True
 
     def __init__(self) -> None:
         self._key = KeyHandler()
@@ -41,23 +64,54 @@ class ReplicaKeyHandler(ResourceHandler):
         sub = {k: v for k, v in inputs.items() if k in ("description", "policy", "deletionWindowInDays", "tags")}
         return fails + self._key.validate(sub)
 
-    def create(self, kms, name: str, inputs: dict) -> tuple[str, dict]:
+    def create(self, kms, name: str, inputs: dict, urn: str = "") -> tuple[str, dict]:
+        adopted = self.adopt_orphan(kms, name, urn, inputs)
+        if adopted is not None:
+            return adopted
         primary_arn = inputs["primaryKeyArn"]
         primary_region = primary_arn.split(":")[3]
         replica_region = kms.meta.region_name
         primary = kms if primary_region == replica_region else self.regional(primary_region)
         params: dict = {"KeyId": primary_arn, "ReplicaRegion": replica_region,
                         "Description": inputs.get("description", ""),
-                        "Tags": [{"TagKey": k, "TagValue": v} for k, v in (inputs.get("tags") or {}).items()]}
+                        "Tags": tag_list(inputs.get("tags"), urn)}
         if inputs.get("policy"):
             params["Policy"] = inputs["policy"]
         if inputs.get("bypassPolicyLockoutSafetyCheck"):
             params["BypassPolicyLockoutSafetyCheck"] = True
         md = kms_call(name, "ReplicateKey", primary.replicate_key, **params)["ReplicaKeyMetadata"]
+        self._wait_created(kms, name, md["Arn"])
         if inputs.get("isEnabled") is False:
             kms_call(name, "DisableKey", kms.disable_key, KeyId=md["Arn"])
         state = self.read_back(kms, name, md["Arn"], inputs)
         return md["Arn"], state
+
+    def adoption_mismatch(self, md: dict, inputs: dict) -> str | None:
+        mrc = md.get("MultiRegionConfiguration") or {}
+        return _mismatch({"MultiRegionKeyType": mrc.get("MultiRegionKeyType"),
+                          "PrimaryKeyArn": (mrc.get("PrimaryKey") or {}).get("Arn")},
+                         {"MultiRegionKeyType": "REPLICA", "PrimaryKeyArn": inputs["primaryKeyArn"]})
+
+    def resource_id_of(self, md: dict) -> str:
+        return md["Arn"]
+
+    def adopt(self, kms, name: str, md: dict, inputs: dict) -> tuple[str, dict]:
+        self._wait_created(kms, name, md["Arn"])
+        return super().adopt(kms, name, md, inputs)
+
+    @staticmethod
+    def _wait_created(kms, name: str, arn: str) -> None:
+        """KMS answers ReplicateKey with the replica still ``Creating``; it cannot be disabled,
+        updated or read as enabled until KMS finishes, so wait for that (as Terraform does)."""
+        deadline, delay = time.monotonic() + CREATE_TIMEOUT, 0.25
+        while True:
+            state = kms_call(name, "DescribeKey", kms.describe_key, KeyId=arn)["KeyMetadata"]["KeyState"]
+            if state != "Creating":
+                return
+            if time.monotonic() > deadline:
+                raise fail(name, "ReplicateKey", f"{arn} is still Creating after {CREATE_TIMEOUT:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     def read(self, kms, name: str, resource_id: str, state: dict) -> dict | None:
         md = live_key(kms, resource_id)
