@@ -58,7 +58,9 @@ def test_tenant_key_from_a_yaml_program(tmp_path):
     assert aliases == {"alias/tenants/orders": out["keyId"]}
     assert kms.get_key_rotation_status(KeyId=out["keyId"])["KeyRotationEnabled"] is True
     tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=out["keyId"])["Tags"]}
-    assert tags == {"team": "payments", "tenant": "orders"}
+    key_urn = next(r["urn"] for r in project.resources() if r["type"] == "kms-iac:index:Key")
+    from kms_iac.provider.orphans import URN_TAG, urn_tag_value  # the provider's own tag: the key's URN
+    assert tags == {"team": "payments", "tenant": "orders", URN_TAG: urn_tag_value(key_urn)}
     policy = json.loads(kms.get_key_policy(KeyId=out["keyId"], PolicyName="default")["Policy"])
     assert any(f"arn:aws:iam::{A}:role/orders-app" in json.dumps(s.get("Principal")) for s in policy["Statement"])
 

@@ -95,7 +95,9 @@ def test_lifecycle(target, tmp_path, pulumi_bin):
     if kind != "moto":
         assert rot["RotationPeriodInDays"] == 180
     assert policies_equal(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"], policy(app))
-    assert {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]} == {"tenant": "orders"}
+    key_urn = project.resource("kms-iac:index:Key", "orders")["urn"]
+    assert {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key_id)["Tags"]} == \
+        {"tenant": "orders", "kms-iac:pulumi-urn": key_urn}  # the provider's own tag (kms_iac/provider/orphans.py)
 
     # a semantically equal policy and nothing else changed: no diff at all
     set_spec(project, key={**key_v1, "policy": policy(app, reorder=True)}, alias=alias)
