@@ -342,3 +342,19 @@ def test_multi_region_imported_rotation_waits_for_every_replica(server):
     new = eu.encrypt(KeyId=kid, Plaintext=b"after rotation")
     assert us.decrypt(CiphertextBlob=new["CiphertextBlob"])["KeyMaterialId"] == second_id
     assert eu.decrypt(CiphertextBlob=blob)["KeyMaterialId"] == first_id
+
+
+def test_cancelled_deletion_of_a_key_missing_material_waits_for_the_import(server):
+    kms = server.client()
+    kid = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    material = os.urandom(32)
+    do_import(kms, kid, material)
+    kms.schedule_key_deletion(KeyId=kid, PendingWindowInDays=7)
+    kms.delete_imported_key_material(KeyId=kid)
+    assert kms.describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] == "PendingDeletion"  # unchanged, as AWS documents
+    kms.cancel_key_deletion(KeyId=kid)
+    assert kms.describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] == "PendingImport"
+    do_import(kms, kid, material)
+    kms.schedule_key_deletion(KeyId=kid, PendingWindowInDays=7)
+    kms.cancel_key_deletion(KeyId=kid)
+    assert kms.describe_key(KeyId=kid)["KeyMetadata"]["KeyState"] == "Disabled"

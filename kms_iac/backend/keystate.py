@@ -108,7 +108,9 @@ TABLE: dict[str, dict[str, Refusal]] = {
     "UpdatePrimaryRegion": _MULTI_REGION,
     "ImportKeyMaterial": _NOT_WHILE_DELETING,
     "GetParametersForImport": _NOT_WHILE_DELETING,
-    "DeleteImportedKeyMaterial": _NOT_WHILE_DELETING,
+    # "When the specified KMS key is in the PendingDeletion state, this operation does not change
+    # the KMS key's state" (API reference): allowed then.
+    "DeleteImportedKeyMaterial": {CREATING: _creating},
 }
 
 

@@ -348,6 +348,18 @@ def _mirror_to_replicas(c: sqlite3.Connection, key: KeyRecord, version: int, mat
 # -- the key's state and expiry, from its materials -------------------------------------------
 
 
+def material_complete(c: sqlite3.Connection, key: KeyRecord) -> bool:
+    """Whether every material permanently associated with ``key`` (current and earlier
+    versions; not material pending rotation) is imported."""
+    if not key.current_version:
+        return False
+    missing = c.execute("SELECT COUNT(*) FROM materials WHERE key_id=? AND region=? AND version<=? AND length(wrapped)=0",
+                        (key.key_id, key.region, key.current_version)).fetchone()[0]
+    present = c.execute("SELECT COUNT(*) FROM materials WHERE key_id=? AND region=? AND version=?",
+                        (key.key_id, key.region, key.current_version)).fetchone()[0]
+    return not missing and bool(present)
+
+
 def _settle(backend: Backend, c: sqlite3.Connection, key: KeyRecord) -> None:
     """The key state and ValidTo its materials give it.
 
@@ -358,18 +370,18 @@ def _settle(backend: Backend, c: sqlite3.Connection, key: KeyRecord) -> None:
     disabled. The key's ValidTo (what the scheduler watches) is the earliest expiry of any
     material present."""
     rows = c.execute(
-        "SELECT m.version, length(m.wrapped), i.valid_to FROM materials m LEFT JOIN import_materials i "
+        "SELECT length(m.wrapped), i.valid_to FROM materials m LEFT JOIN import_materials i "
         "ON i.key_id=m.key_id AND i.region=m.region AND i.version=m.version WHERE m.key_id=? AND m.region=?",
         (key.key_id, key.region),
     ).fetchall()
-    complete = key.current_version > 0 and all(n for v, n, _ in rows if v <= key.current_version)
+    complete = material_complete(c, key)
     state = key.state
     if state != keystate.PENDING_DELETION:
         if not complete:
             state = keystate.PENDING_IMPORT
         elif state == keystate.PENDING_IMPORT:
             state = keystate.ENABLED
-    expiries = [t for _, n, t in rows if n and t is not None]
+    expiries = [t for n, t in rows if n and t is not None]
     backend.store.update_key(c, key, state=state, valid_to=min(expiries) if expiries else None)
 
 

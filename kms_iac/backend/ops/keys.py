@@ -224,8 +224,13 @@ def schedule_key_deletion(call: Call, params: dict, key: KeyRecord) -> dict:
 @operation("CancelKeyDeletion", key="KeyId", mutates=True)
 def cancel_key_deletion(call: Call, params: dict, key: KeyRecord) -> dict:
     refuse_if_aws_managed(call, key)
-    # A key that never had material (EXTERNAL, nothing imported) goes back to PendingImport, as in AWS.
+    # A key without all its material (EXTERNAL: never imported, deleted or expired) goes back to
+    # PendingImport, as in AWS; any other key to Disabled.
     state = keystate.DISABLED if key.current_version else keystate.PENDING_IMPORT
+    if key.origin == "EXTERNAL" and key.current_version:
+        from kms_iac.backend.ops.imports import material_complete
+
+        state = keystate.DISABLED if material_complete(call.conn, key) else keystate.PENDING_IMPORT
     call.store.update_key(call.conn, key, state=state, deletion_date=None, pending_window=None)
     return {"KeyId": key.arn}
 
