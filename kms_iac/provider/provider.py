@@ -46,7 +46,7 @@ from kms_iac.provider.errors import ProviderError
 from kms_iac.provider.orphans import URN_TAG, OrphanIndex
 from kms_iac.provider.props import UNKNOWN, unwrap, unwrap_map, wrap_map
 from kms_iac.provider.resources import HANDLERS
-from kms_iac.provider.resources.base import ResourceHandler
+from kms_iac.provider.resources.base import ResourceHandler, kms_error
 from kms_iac.provider.resources.hsm_cluster import HsmClusterHandler
 from kms_iac.provider.schema import build_schema
 from kms_iac.provider.spec import check_types, coerce, diff
@@ -91,10 +91,7 @@ class KmsIacProvider(Provider):
         except ProviderError:
             raise
         except ClientError as exc:  # a KMS refusal a handler did not word itself
-            err = exc.response.get("Error", {})
-            code = err.get("Code", "Error")
-            raise ProviderError(f"{label}: {exc.operation_name} failed: {code}: {err.get('Message', '')}".rstrip(": "),
-                                code) from None
+            raise kms_error(label, exc.operation_name, exc) from None
         except NoCredentialsError:
             raise ProviderError(f"{label}: {kind} failed: no AWS credentials for {self.target.describe()}") from None
         except ConnectionError as exc:
