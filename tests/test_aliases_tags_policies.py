@@ -25,7 +25,8 @@ def test_alias_lifecycle(kms):
     b = kms.create_key()["KeyMetadata"]
     n = name()
     kms.create_alias(AliasName=n, TargetKeyId=a["Arn"])
-    entry = next(x for x in kms.list_aliases()["Aliases"] if x["AliasName"] == n)
+    listed = (x for page in kms.get_paginator("list_aliases").paginate() for x in page["Aliases"])  # 50 to a page
+    entry = next(x for x in listed if x["AliasName"] == n)
     assert entry["AliasArn"] == f"arn:aws:kms:us-east-1:{ACCOUNT}:{n}"
     assert entry["TargetKeyId"] == a["KeyId"]
     assert {"CreationDate", "LastUpdatedDate"} <= set(entry)
