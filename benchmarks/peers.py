@@ -306,25 +306,30 @@ def start_local_kms(port: int | None = None, data_dir: Path | None = None) -> Se
     return _launch("local-kms", [str(binary)], port, env=env, cleanup=cleanup)
 
 
-def _kms_iac_env() -> dict[str, str]:
-    """Put this checkout first on the path so the benchmark measures the repo's code."""
-    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+def _kms_iac_env(source: Path | None = None) -> dict[str, str]:
+    """Put this checkout (or ``source``, another one) first on the path so the benchmark measures its code."""
+    path = os.pathsep.join(p for p in (str(source or REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return {"PYTHONPATH": path}
 
 
 KMS_IAC_WORKERS = int(os.environ.get("KMS_IAC_BENCH_WORKERS", "2"))
 
 
-def start_kms_iac(port: int | None = None, data_dir: Path | None = None) -> ServerHandle:
+def start_kms_iac(port: int | None = None, data_dir: Path | None = None, workers: int | None = None,
+                  principals: Path | None = None, source: Path | None = None) -> ServerHandle:
     """kms-iac's own server; ready once it printed ``listening on http://HOST:PORT``.
+
+    ``workers``: worker processes (default :data:`KMS_IAC_WORKERS`); ``principals``: a
+    principals file, which turns on SigV4 verification and authorization; ``source``: run the
+    kms-iac of another checkout (e.g. the previous version, for before/after figures in one run).
 
     The import check runs in a child with the server's exact environment, so
     "importable here" and "importable by the server" cannot disagree.
     """
-    env = _kms_iac_env()
+    env = _kms_iac_env(source)
     probe = subprocess.run(
         [sys.executable, "-c", "import kms_iac"],
-        cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+        cwd=source or REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True,
     )  # fmt: skip
     if probe.returncode != 0:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
@@ -338,6 +343,9 @@ def start_kms_iac(port: int | None = None, data_dir: Path | None = None) -> Serv
     cmd = [
         sys.executable, "-m", "kms_iac", "local", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
-        "--workers", str(KMS_IAC_WORKERS),
+        "--workers", str(workers or KMS_IAC_WORKERS),
     ]  # fmt: skip
-    return _launch("kms-iac", cmd, port, env=env, cwd=REPO_ROOT, ready_line="listening on http://", cleanup=cleanup)
+    if principals is not None:
+        cmd += ["--principals", str(principals)]
+    return _launch("kms-iac", cmd, port, env=env, cwd=source or REPO_ROOT, ready_line="listening on http://",
+                   cleanup=cleanup)

@@ -16,7 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from kms_iac.backend import keystate, transitions
 from kms_iac.backend.audit import AuditLog
@@ -34,6 +34,7 @@ from kms_iac.backend.errors import (
     UnsupportedOperationException,
 )
 from kms_iac.backend.identifiers import AWS_ALIAS_PREFIX, alias_arn, key_arn, parse_key_ref
+from kms_iac.backend.keypairs import ParsedKeys
 from kms_iac.backend.model import operation as model_operation
 from kms_iac.backend.model import parse_request
 from kms_iac.backend.signature import context_from_signature
@@ -43,6 +44,7 @@ from kms_iac.backend.defaults import DEFAULT_ACCOUNT, DEFAULT_REGION, default_da
 from kms_iac.backend.throttle import RateLimiter
 
 log = logging.getLogger("kms_iac.backend")
+T = TypeVar("T")
 
 USAGE_FLUSH_SECONDS = 1.0
 # Operations on no existing key: with authorization on, IAM policies alone decide them.
@@ -51,6 +53,13 @@ ACCOUNT_OPERATIONS = {
     "DescribeCustomKeyStores", "ConnectCustomKeyStore", "DisconnectCustomKeyStore", "UpdateCustomKeyStore",
     "DeleteCustomKeyStore",
 }
+
+
+class Offload(Exception):
+    """Raised by :meth:`Call.compute` on a server's event loop: the step would block it for
+    milliseconds, so the server runs the whole request again on its thread pool. Never an
+    answer: the dispatcher records nothing for it (no audit record, no usage) and rolls back
+    any write transaction, so the request's one answer and record come from the second run."""
 
 
 def _dry_run(params: dict) -> None:
@@ -145,6 +154,24 @@ class Call:
     def record_use(self, key: KeyRecord, operation: str | None = None) -> None:
         self.backend.note_usage(key, operation or self.operation, self.now, self.ctx)
 
+    def compute(self, fn: Callable[..., T], *args: Any, heavy: bool = True) -> T:
+        """Run a CPU-heavy step (RSA private operations, RSA and ML-DSA key generation, ML-DSA):
+        ``fn(*args)``, which must touch no backend state.
+
+        On the event loop of a server (``backend.offload_from``) it raises :class:`Offload`
+        instead, and the server runs the request on a pool thread. There, and wherever it runs
+        outside a write transaction, the store lock is let go during ``fn`` so the event loop
+        goes on answering (``cryptography`` releases the GIL in these operations). ``heavy=False``
+        runs ``fn`` in place (cheap specs: ECC, Ed25519, ML-KEM)."""
+        if not heavy:
+            return fn(*args)
+        if self.backend.offload_from is not None and threading.get_ident() == self.backend.offload_from:
+            raise Offload()
+        if self.conn is None:
+            with self.store.released():
+                return fn(*args)
+        return fn(*args)
+
 
 class Backend:
     """The local KMS: a store, a root key, an audit log and the operations over them."""
@@ -191,6 +218,8 @@ class Backend:
         self.operations: dict[str, OpSpec] = load_all()
         self._plain: dict[tuple[str, str, int], bytes] = {}
         self._plain_version = -1
+        self.parsed_keys = ParsedKeys()  # beside the material cache: parsed asymmetric private keys
+        self.offload_from: int | None = None  # the thread id of a server event loop that must not block
         self._usage: dict[tuple[str, str], tuple] = {}
         self._usage_lock = threading.Lock()
         self._usage_flushed = time.monotonic()
@@ -238,6 +267,10 @@ class Backend:
             self._maybe_flush_usage()
             self.audit.record(ctx, operation, now, params, result, resources=call.resources)
             return result
+        except Offload:
+            if self.throttle is not None:
+                self.throttle.refund()  # the second run is the request's one pass through the quota
+            raise
         except KMSError as err:
             self.audit.record(ctx, operation, now, params, None, err.code, err.message, call.resources)
             raise
@@ -302,6 +335,7 @@ class Backend:
     def forget_material(self, key_id: str, region: str) -> None:
         for ck in [ck for ck in self._plain if ck[0] == key_id and ck[1] == region]:
             del self._plain[ck]
+        self.parsed_keys.forget(key_id, region)
 
     # -- scheduled work: deletion windows and automatic rotation ------------------------
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 
 import orjson
 from typing import Mapping
 
-from kms_iac.backend.core import Backend
+from kms_iac.backend.core import Backend, Offload
 from kms_iac.backend.signature import AUTHENTICATION_ERRORS, unauthenticated
 from kms_iac.backend.errors import (
     KMSError,
@@ -56,9 +57,29 @@ def handle_http(
     method: str = "POST",
     path: str = "/",
 ) -> tuple[int, dict[str, str], bytes]:
-    """Answer one HTTP request: (status, headers, body). Never raises."""
-    h = lower_headers(headers)
+    """Answer one HTTP request: (status, headers, body). Never raises (but see :func:`answer`)."""
+    return answer(backend, lower_headers(headers), body, source_ip, method, path)
+
+
+def answer(
+    backend: Backend,
+    h: dict[str, str],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    method: str = "POST",
+    path: str = "/",
+    heavy: set | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """:func:`handle_http` with the header names already lower-cased (the server's fast path).
+
+    Raises :class:`~kms_iac.backend.core.Offload` only where the backend has an event loop to
+    keep free (``backend.offload_from``): the server then calls it again on a pool thread.
+    ``heavy``: the server's set of (operation, KeyId) that went to the pool before; such a
+    request is sent there straight after its JSON is read, skipping a first run that would
+    only end in Offload."""
     ctx = backend.context(source_ip=source_ip, user_agent=h.get("user-agent", ""), source_vpce=h.get("x-kms-iac-source-vpce"))
+    operation = ""
+    doc: dict = {}
     try:
         if method != "POST":
             raise UnknownOperationException(None)
@@ -81,10 +102,21 @@ def handle_http(
             raise SerializationException("Malformed JSON: the request body could not be parsed.") from None
         if not isinstance(doc, dict):
             raise SerializationException("Expected a JSON object as the request body.")
+        if heavy and isinstance(doc.get("KeyId"), str) and (operation, doc["KeyId"]) in heavy \
+                and threading.get_ident() == backend.offload_from:
+            raise Offload()
         result = backend.handle(operation, doc, ctx)
         return 200, {"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": ctx.request_id}, encode(result)
     except KMSError as err:
         return error_response(err, ctx.request_id)
+    except Offload:
+        if heavy is not None:
+            if len(heavy) >= 4096:
+                heavy.clear()
+            key_id = doc.get("KeyId")
+            if isinstance(key_id, str):
+                heavy.add((operation, key_id))
+        raise
     except Exception:  # a failure outside the dispatcher's own net (e.g. the audit log): still a KMS answer
         log.exception("internal error answering %s", h.get("x-amz-target", ""))
         return error_response(KMSInternalException("An internal error has occurred."), ctx.request_id)

@@ -9,6 +9,7 @@ what lets one Python process outrun moto's threaded WSGI server. Parser errors g
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import json
 import logging
@@ -17,14 +18,16 @@ import os
 import signal
 import socket
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import httptools
 
 from kms_iac.backend.clock import OffsetClock
-from kms_iac.backend.core import Backend
+from kms_iac.backend.core import Backend, Offload
 from kms_iac.backend.errors import KMSError, KMSInternalException, ValidationException
-from kms_iac.backend.protocol import MAX_BODY_BYTES, encode, error_response, handle_http
+from kms_iac.backend.protocol import MAX_BODY_BYTES, answer, encode, error_response
 
 log = logging.getLogger("kms_iac.backend")
 ADMIN_TARGET = "KmsIacAdmin."
@@ -32,29 +35,52 @@ MAX_HEADER_BYTES = 64 * 1024  # request line + headers; httptools itself buffers
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large", 500: b"Internal Server Error"}
 
 
+_STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()}
+
+
 def _response(status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> bytes:
-    lines = [b"HTTP/1.1 %d %s" % (status, _REASONS.get(status, b"Error"))]
-    for k, v in headers.items():
-        lines.append(f"{k}: {v}".encode("latin-1"))
-    lines.append(b"Content-Length: %d" % len(body))
-    if not keep_alive:
-        lines.append(b"Connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status
+    fields = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+    tail = b"Content-Length: %d\r\n\r\n" % len(body) if keep_alive else \
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    return head + fields + tail + body
+
+
+class _Request:
+    """One parsed request, kept while an earlier one on its connection is still being answered."""
+
+    __slots__ = ("method", "path", "headers", "body", "keep_alive", "error")
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, keep_alive: bool,
+                 error: KMSError | None = None) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.error = error  # answered with this error (keep_alive False: and the connection closed)
 
 
 class KmsHttpProtocol(asyncio.Protocol):
-    """One client connection."""
+    """One client connection.
+
+    Requests are answered in the event loop, in order. One whose work would block the loop
+    for milliseconds (RSA, ML-DSA: see :meth:`kms_iac.backend.core.Call.compute`) is answered on
+    the server's thread pool instead; until it is, reading pauses and requests already parsed
+    behind it (pipelining) wait in ``waiting``, so answers keep the order of the requests.
+    """
 
     def __init__(self, server: "KmsServer") -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "127.0.0.1"
+        self.waiting: collections.deque[_Request] | None = None  # not None while a request is on the pool
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
-        self.headers: list[tuple[str, str]] = []
+        self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.body_len = 0
         self.too_large = False
@@ -85,6 +111,12 @@ class KmsHttpProtocol(asyncio.Protocol):
                 self._fail(ValidationException(f"Request line and headers exceed {MAX_HEADER_BYTES} bytes."))
 
     def _fail(self, err: KMSError) -> None:
+        if self.waiting is not None:  # answered after the requests before it
+            self.waiting.append(_Request("", "", {}, b"", False, err))
+            return
+        self._write_error(err)
+
+    def _write_error(self, err: KMSError) -> None:
         if self.transport is not None and not self.transport.is_closing():
             status, headers, body = error_response(err, "-")
             self.transport.write(_response(status, headers, body, keep_alive=False))
@@ -101,7 +133,7 @@ class KmsHttpProtocol(asyncio.Protocol):
         self.in_body = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self.body_len += len(body)
@@ -112,25 +144,68 @@ class KmsHttpProtocol(asyncio.Protocol):
             self.body.append(body)
 
     def on_message_complete(self) -> None:
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return
-        if self.parser.should_upgrade():
+        parser = self.parser
+        if parser.should_upgrade():
             return  # data_received answers it once, when httptools raises HttpParserUpgrade
-        keep_alive = self.parser.should_keep_alive()
-        method = self.parser.get_method().decode("latin-1")
-        headers = {k.lower(): v for k, v in self.headers}
+        body = self.body
+        request = _Request(parser.get_method().decode("latin-1"), self.url.decode("latin-1").split("?", 1)[0],
+                           self.headers, body[0] if len(body) == 1 else b"".join(body),
+                           parser.should_keep_alive() and not self.too_large)
         if self.too_large:
-            err = ValidationException(f"Request body of {self.body_len} bytes exceeds the maximum of {MAX_BODY_BYTES} bytes.")
-            status, rheaders, rbody = error_response(err, "-")
-            keep_alive = False
-        elif headers.get("x-amz-target", "").startswith(ADMIN_TARGET):
-            status, rheaders, rbody = self.server.admin(headers["x-amz-target"][len(ADMIN_TARGET):], b"".join(self.body))
+            request.error = ValidationException(
+                f"Request body of {self.body_len} bytes exceeds the maximum of {MAX_BODY_BYTES} bytes.")
+        if self.waiting is not None:
+            self.waiting.append(request)
         else:
-            path = self.url.decode("latin-1").split("?", 1)[0]
-            status, rheaders, rbody = handle_http(self.server.backend, headers, b"".join(self.body), self.peer, method, path)
-        self.transport.write(_response(status, rheaders, rbody, keep_alive))
-        if not keep_alive:
-            self.transport.close()
+            self._answer(request)
+
+    # answering
+    def _answer(self, request: _Request) -> bool:
+        """Answer now, or hand the request to the pool (False: the pool's answer comes later)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True
+        if request.error is not None:
+            status, rheaders, rbody = error_response(request.error, "-")
+        else:
+            try:
+                status, rheaders, rbody = self.server.respond(request, self.peer, self.server.heavy)
+            except Offload:
+                if self.waiting is None:
+                    self.waiting = collections.deque()
+                    transport.pause_reading()
+                future = asyncio.get_running_loop().run_in_executor(self.server.pool, self.server.respond,
+                                                                    request, self.peer, None)
+                future.add_done_callback(lambda f: self._answered(request, f))
+                return False
+        transport.write(_response(status, rheaders, rbody, request.keep_alive))
+        if not request.keep_alive:
+            transport.close()
+        return True
+
+    def _answered(self, request: _Request, future: "asyncio.Future") -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        try:
+            status, rheaders, rbody = future.result()
+        except Exception:  # answer() never raises but for bugs: still a KMS answer
+            log.exception("internal error answering a request")
+            status, rheaders, rbody = error_response(KMSInternalException("An internal error has occurred."), "-")
+        transport.write(_response(status, rheaders, rbody, request.keep_alive))
+        if not request.keep_alive:
+            transport.close()
+            return
+        waiting = self.waiting
+        while waiting:
+            if not self._answer(waiting.popleft()):
+                return  # on the pool: its answer goes on from here
+        self.waiting = None
+        if not transport.is_closing():
+            transport.resume_reading()
 
 
 class KmsServer:
@@ -145,6 +220,15 @@ class KmsServer:
         self.clock_control = clock_control
         self._server: asyncio.base_events.Server | None = None
         self._flusher: asyncio.Task | None = None
+        self.pool: ThreadPoolExecutor | None = None  # CPU-heavy requests (RSA, ML-DSA), made in serve()
+        self.heavy: set[tuple[str, str]] = set()  # (operation, KeyId) answered on the pool before
+
+    def respond(self, request: "_Request", peer: str, heavy: set | None) -> tuple[int, dict[str, str], bytes]:
+        """One request's answer (headers lower-cased); Offload on the event loop for heavy work."""
+        target = request.headers.get("x-amz-target", "")
+        if target.startswith(ADMIN_TARGET):
+            return self.admin(target[len(ADMIN_TARGET):], request.body)
+        return answer(self.backend, request.headers, request.body, peer, request.method, request.path, heavy)
 
     def admin(self, action: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Test-only controls (enabled with ``--clock-control``): move the backend's clock."""
@@ -187,6 +271,10 @@ class KmsServer:
         else:
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port,
                                                     reuse_address=True, backlog=1024)
+        # CPU-heavy requests go to threads (cryptography releases the GIL in RSA and ML-DSA), so
+        # the loop keeps answering everything else; as many as cores, as the loop needs one too
+        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="kms-iac-heavy")
+        self.backend.offload_from = threading.get_ident()
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         if ready_line:
@@ -196,6 +284,8 @@ class KmsServer:
         self._server.close()
         self._flusher.cancel()
         await self._server.wait_closed() if sys.version_info < (3, 12) else None
+        self.pool.shutdown(wait=True)  # requests on the pool finish before the store closes
+        self.backend.offload_from = None
         self.backend.close()
 
 

@@ -290,6 +290,22 @@ class Store:
     def lock(self) -> threading.RLock:
         return self._lock
 
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Let go of the store lock (however deeply this thread holds it) for a step that uses
+        no store state, then take it back: other threads use the store meanwhile. Outside a
+        transaction only (a write transaction must stay this thread's alone)."""
+        if not self._lock._is_owned():  # type: ignore[attr-defined]
+            yield
+            return
+        if self._conn.in_transaction:
+            raise RuntimeError("the store lock cannot be released inside a transaction")
+        state = self._lock._release_save()  # type: ignore[attr-defined]  # what threading.Condition uses
+        try:
+            yield
+        finally:
+            self._lock._acquire_restore(state)  # type: ignore[attr-defined]
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -23,3 +23,8 @@ class RateLimiter:
                 self._tokens -= 1.0
                 return True
             return False
+
+    def refund(self) -> None:
+        """Give back the token of a request that will be counted again (see ``core.Offload``)."""
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + 1.0)

@@ -70,9 +70,9 @@ def check_spec_usage(spec: str, usage: str | None, origin: str, custom_key_store
     return usage
 
 
-def generate_material(spec: str) -> bytes:
-    """A fresh private key (PKCS#8 DER) or HMAC secret for ``spec``."""
-    return keypairs.generate_material(spec)
+def generate_material(call: Call, spec: str) -> bytes:
+    """A fresh private key (PKCS#8 DER) or HMAC secret for ``spec`` (RSA and ML-DSA off the event loop)."""
+    return call.compute(keypairs.generate_material, spec, heavy=keypairs.is_heavy(spec, "generate"))
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -96,8 +96,15 @@ def _material(call: Call, key: KeyRecord) -> bytes:
 
 
 def private_key(call: Call, key: KeyRecord) -> Any:
-    """The key's parsed private key (every operation gets it here: one place to cache it)."""
-    return keypairs.load_private_key(key.key_spec, _material(call, key))
+    """The key's parsed private key (every operation gets it here), from the backend's cache of
+    parsed keys; material this backend generated (origin AWS_KMS) is parsed without RSA's key
+    validation, imported material with it (see :func:`keypairs.load_private_key`)."""
+    found = call.material(key)
+    if found is None:
+        raise KMSInvalidStateException(f"{key.arn} is pending import.")
+    version, der = found
+    return call.backend.parsed_keys.get((key.key_id, key.region, version), key.key_spec, der,
+                                        trusted=key.origin == "AWS_KMS")
 
 
 # -- GetPublicKey -----------------------------------------------------------------------
@@ -156,7 +163,8 @@ def _signing_input(key: KeyRecord, params: dict, operation_name: str) -> keypair
 @operation("Sign", key="KeyId")
 def sign(call: Call, params: dict, key: KeyRecord) -> dict:
     req = _signing_input(key, params, "Sign")
-    signature = keypairs.sign(key.key_spec, private_key(call, key), req)
+    signature = call.compute(keypairs.sign, key.key_spec, private_key(call, key), req,
+                             heavy=keypairs.is_heavy(key.key_spec))
     call.record_use(key)
     return {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": req.algorithm}
 
@@ -164,7 +172,8 @@ def sign(call: Call, params: dict, key: KeyRecord) -> dict:
 @operation("Verify", key="KeyId")
 def verify(call: Call, params: dict, key: KeyRecord) -> dict:
     req = _signing_input(key, params, "Verify")
-    valid = keypairs.verify(key.key_spec, private_key(call, key).public_key(), req, params["Signature"])
+    valid = call.compute(keypairs.verify, key.key_spec, private_key(call, key).public_key(), req, params["Signature"],
+                         heavy=keypairs.is_heavy(key.key_spec, "verify"))
     call.record_use(key)
     if not valid:
         raise KMSInvalidSignatureException()
@@ -240,7 +249,7 @@ def rsa_open(call: Call, key: KeyRecord, blob: bytes, algorithm: str | None, con
     algorithm, pad = _oaep(key, algorithm)
     _no_context(context)
     try:
-        plaintext = private_key(call, key).decrypt(blob, pad)
+        plaintext = call.compute(private_key(call, key).decrypt, blob, pad)
     except ValueError:
         raise InvalidCiphertextException(None) from None
     call.record_use(key, "ReEncrypt" if operation_name.startswith("ReEncrypt") else operation_name)

@@ -19,6 +19,12 @@ from kms_iac.backend.ops.encryption import check_usage, refuse_recipient, requir
 from kms_iac.backend.store import KeyRecord
 
 
+def _new_pair(spec: str) -> tuple[bytes, bytes]:
+    """(PKCS#8 private key, SubjectPublicKeyInfo) of a fresh pair; its own material, so not re-validated."""
+    private_der = keypairs.generate_material(spec)
+    return private_der, keypairs.public_key_der(keypairs.load_private_key(spec, private_der, trusted=True))
+
+
 def _key_pair(call: Call, params: dict, key: KeyRecord, operation_name: str) -> tuple[dict, bytes]:
     """Check the request, make the pair, encrypt its private key: (response without the
     plaintext private key, the plaintext private key)."""
@@ -35,8 +41,7 @@ def _key_pair(call: Call, params: dict, key: KeyRecord, operation_name: str) -> 
         raise UnsupportedOperationException(f"KeyPairSpec {spec} {where}")
     if spec not in keypairs.DATA_KEY_PAIR_SPECS:
         raise UnsupportedOperationException(UNSUPPORTED_SPECS.get(spec, f"KeyPairSpec {spec} is not supported") + ".")
-    private_der = keypairs.generate_material(spec)
-    public_der = keypairs.public_key_der(keypairs.load_private_key(spec, private_der))
+    private_der, public_der = call.compute(_new_pair, spec, heavy=keypairs.is_heavy(spec, "generate"))
     blob, material_id = seal(call, key, private_der, params.get("EncryptionContext"))
     return {
         "PrivateKeyCiphertextBlob": blob,

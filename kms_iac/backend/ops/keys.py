@@ -151,7 +151,7 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     if authorizer is not None:
         authorizer(call, "CreateKey", key, params)
     if spec != SYMMETRIC:
-        material = generate_material(spec) if origin == "AWS_KMS" else None  # EXTERNAL: imported later
+        material = generate_material(call, spec) if origin == "AWS_KMS" else None  # EXTERNAL: imported later
     with call.write() as c:
         call.store.insert_key(c, key)
         if origin == "AWS_KMS":
@@ -165,10 +165,24 @@ def new_key(call: Call, params: dict) -> KeyRecord:
     return key
 
 
-@operation("CreateKey", mutates=True)
+def _generates_material(params: dict) -> bool:
+    """Whether CreateKey makes an asymmetric or HMAC key's material here (origin AWS_KMS, no key store)."""
+    spec = params.get("KeySpec") or params.get("CustomerMasterKeySpec") or SYMMETRIC
+    return spec != SYMMETRIC and (params.get("Origin") or "AWS_KMS") == "AWS_KMS" and not params.get("CustomKeyStoreId")
+
+
+@operation("CreateKey")  # its own transaction: see below
 def create_key(call: Call, params: dict) -> dict:
-    key = new_key(call, params)
-    return {"KeyMetadata": metadata(call, key)}
+    """One write transaction, as for every other mutating operation, except that an asymmetric or
+    HMAC key's material is generated before its transaction (an RSA_4096 key takes seconds, off
+    the server's event loop and without the store lock): its checks before that only read, and
+    the key's id is new, so nothing they read can change under it."""
+    if _generates_material(params):
+        key = new_key(call, params)
+        return {"KeyMetadata": metadata(call, key)}
+    with call.write():
+        key = new_key(call, params)
+        return {"KeyMetadata": metadata(call, key)}
 
 
 @operation("DescribeKey", key="KeyId")
