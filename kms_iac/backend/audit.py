@@ -68,27 +68,48 @@ _VERBATIM_MAPS = {
 }
 
 
-def _lower_first(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {(k[:1].lower() + k[1:]): (v if k in _VERBATIM_MAPS else _lower_first(v)) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_lower_first(v) for v in d]
-    return d
+@lru_cache(maxsize=1024)
+def _member_name(key: str) -> str:
+    return key[:1].lower() + key[1:]
+
+
+def _view(value: Any) -> Any:
+    """What CloudTrail shows of a request or response: :func:`scrub`'s copy with member names'
+    first letters lower-cased, except inside maps of the caller's own keys (encryption contexts)."""
+    if isinstance(value, dict):
+        return {_member_name(k): (scrub(v) if k in _VERBATIM_MAPS else _view(v))
+                for k, v in value.items() if k not in _SECRET_FIELDS}
+    if isinstance(value, list):
+        return [_view(v) for v in value]
+    if isinstance(value, bytes):
+        return None
+    return value
 
 
 def _identity(ctx: RequestContext) -> dict[str, Any]:
     """CloudTrail's userIdentity. A request refused before its signature was verified is
     ``{"type": "Unknown", "accessKeyId": <the one it presented>}``: who it claimed to be, with no
     account or ARN, since nothing was proven."""
-    if ctx.principal_type == "Unknown":
-        return {"type": "Unknown", "accessKeyId": ctx.access_key_id}
+    return _identity_of(ctx.principal_type, ctx.account, ctx.principal_arn, ctx.access_key_id)
+
+
+@lru_cache(maxsize=1024)
+def _identity_of(principal_type: str, account: str, principal_arn: str, access_key_id: str | None) -> dict[str, Any]:
+    """One userIdentity per caller, made once (never modified: records only serialize it)."""
+    if principal_type == "Unknown":
+        return {"type": "Unknown", "accessKeyId": access_key_id}
     return {
-        "type": ctx.principal_type,
-        "principalId": ctx.account if ctx.principal_type == "Root" else ctx.access_key_id,
-        "arn": ctx.principal_arn,
-        "accountId": ctx.account,
-        "accessKeyId": ctx.access_key_id,
+        "type": principal_type,
+        "principalId": account if principal_type == "Root" else access_key_id,
+        "arn": principal_arn,
+        "accountId": account,
+        "accessKeyId": access_key_id,
     }
+
+
+@lru_cache(maxsize=4096)
+def _resource(arn: str) -> dict[str, str]:
+    return {"accountId": arn.split(":")[4], "type": "AWS::KMS::Key", "ARN": arn}
 
 
 class AuditLog:
@@ -119,12 +140,12 @@ class AuditLog:
             "awsRegion": ctx.region,
             "sourceIPAddress": ctx.source_ip,
             "userAgent": ctx.user_agent,
-            "requestParameters": _lower_first(scrub(request)) if request else None,
-            "responseElements": None if (error_code or operation in _NULL_RESPONSE or not response) else _lower_first(scrub(response)),
+            "requestParameters": _view(request) if request else None,
+            "responseElements": None if (error_code or operation in _NULL_RESPONSE or not response) else _view(response),
             "requestID": ctx.request_id,
             "eventID": ctx.event_id,
             "readOnly": operation.startswith(_READ_ONLY_PREFIXES),
-            "resources": [{"accountId": a.split(":")[4], "type": "AWS::KMS::Key", "ARN": a} for a in (resources or [])],
+            "resources": [_resource(a) for a in resources] if resources else [],
             "eventType": "AwsApiCall",
             "managementEvent": True,
             "recipientAccountId": ctx.account,

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
+
+_entropy = bytearray()
+_entropy_lock = threading.Lock()
+
+
+def _drop_entropy() -> None:
+    global _entropy, _entropy_lock
+    _entropy, _entropy_lock = bytearray(), threading.Lock()  # a forked worker must never reuse its parent's (or a sibling's) bytes
+
+
+os.register_at_fork(after_in_child=_drop_entropy)
+
+
+def _random16() -> bytearray:
+    """16 bytes from the OS's CSPRNG, read 4 KiB at a time (one getrandom call per 256 ids)."""
+    global _entropy
+    with _entropy_lock:
+        if len(_entropy) < 16:
+            _entropy = bytearray(os.urandom(4096))
+        b = _entropy[-16:]
+        del _entropy[-16:]
+    return b
 
 
 def _uuid4() -> str:
     """A random (version 4) UUID string, cheaper than uuid.uuid4() on the request path."""
-    b = bytearray(os.urandom(16))
+    b = _random16()
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()

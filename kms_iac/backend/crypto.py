@@ -112,10 +112,24 @@ def _header(key_id: str, version: int, nonce: bytes) -> bytes:
     return BLOB_MAGIC + bytes([BLOB_FORMAT, len(kid)]) + kid + struct.pack(">I", version) + nonce
 
 
+_AEADS: dict[bytes, AESGCM] = {}
+
+
+def _aead(material: bytes) -> AESGCM:
+    """The AES-GCM object of a key's material, made once (its key schedule) and kept while the
+    material is in use: at most 256, then all are let go."""
+    aead = _AEADS.get(material)
+    if aead is None:
+        if len(_AEADS) >= 256:
+            _AEADS.clear()
+        aead = _AEADS[material] = AESGCM(material)
+    return aead
+
+
 def seal(material: bytes, key_id: str, version: int, plaintext: bytes, context: dict | None) -> bytes:
     nonce = os.urandom(NONCE_LEN)
     header = _header(key_id, version, nonce)
-    return header + AESGCM(material).encrypt(nonce, plaintext, header + context_bytes(context))
+    return header + _aead(material).encrypt(nonce, plaintext, header + context_bytes(context) if context else header)
 
 
 def read_header(blob: bytes) -> BlobHeader:
@@ -136,6 +150,7 @@ def read_header(blob: bytes) -> BlobHeader:
 def open_blob(material: bytes, header: BlobHeader, blob: bytes, context: dict | None) -> bytes:
     nonce = header.raw[-NONCE_LEN:]
     try:
-        return AESGCM(material).decrypt(nonce, blob[len(header.raw) :], header.raw + context_bytes(context))
+        return _aead(material).decrypt(nonce, blob[len(header.raw) :],
+                                       header.raw + context_bytes(context) if context else header.raw)
     except InvalidTag:
         raise AuthenticationFailed() from None

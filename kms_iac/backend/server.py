@@ -27,7 +27,7 @@ import httptools
 from kms_iac.backend.clock import OffsetClock
 from kms_iac.backend.core import Backend, Offload
 from kms_iac.backend.errors import KMSError, KMSInternalException, ValidationException
-from kms_iac.backend.protocol import MAX_BODY_BYTES, answer, encode, error_response
+from kms_iac.backend.protocol import CONTENT_TYPE, MAX_BODY_BYTES, answer, encode, error_response
 
 log = logging.getLogger("kms_iac.backend")
 ADMIN_TARGET = "KmsIacAdmin."
@@ -38,9 +38,15 @@ _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload T
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()}
 
 
+_JSON_FIELDS = b"Content-Type: " + CONTENT_TYPE.encode() + b"\r\nx-amzn-RequestId: "
+
+
 def _response(status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> bytes:
     head = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Error\r\n" % status
-    fields = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+    if len(headers) == 2 and headers.get("Content-Type") == CONTENT_TYPE and "x-amzn-RequestId" in headers:
+        fields = _JSON_FIELDS + headers["x-amzn-RequestId"].encode("latin-1") + b"\r\n"  # every KMS answer
+    else:
+        fields = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
     tail = b"Content-Length: %d\r\n\r\n" % len(body) if keep_alive else \
         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     return head + fields + tail + body

@@ -30,15 +30,33 @@ def signing_identity(headers: Mapping[str, str]) -> tuple[str, str, str]:
         raise MissingAuthenticationTokenException("Missing Authentication Token")
     if not auth.startswith("AWS4-HMAC-SHA256 "):
         raise IncompleteSignature(f"Authorization header requires 'Credential' parameter. Authorization={auth[:64]}")
-    m = _CREDENTIAL_RE.search(auth)
-    if m is None or "SignedHeaders=" not in auth or "Signature=" not in auth:
+    found = _credential(auth)
+    if found is None or "SignedHeaders=" not in auth or "Signature=" not in auth:
         raise IncompleteSignature(
             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."
         )
-    region = m.group(3)
+    access_key, region, service = found
     if not REGION_RE.match(region):
         raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
-    return m.group(1), region, m.group(4)
+    return access_key, region, service
+
+
+def _credential(auth: str) -> tuple[str, str, str] | None:
+    """(access key id, region, service) as ``_CREDENTIAL_RE`` finds them.
+
+    The usual header (``Credential=AKID/YYYYMMDD/REGION/SERVICE/aws4_request,`` as SDKs write it)
+    is read with string operations, which agree with the pattern wherever they accept; anything
+    else is left to the pattern itself."""
+    start = auth.find("Credential=")
+    if start != -1:
+        end = auth.find(",", start)
+        parts = auth[start + 11:end if end != -1 else len(auth)].split("/")
+        if (len(parts) == 5 and parts[4] == "aws4_request" and len(parts[1]) == 8 and parts[1].isascii()
+                and parts[1].isdigit() and parts[0] and parts[2] and parts[3]
+                and all(p.isprintable() and " " not in p for p in parts[:4])):
+            return parts[0], parts[2], parts[3]
+    m = _CREDENTIAL_RE.search(auth)
+    return None if m is None else (m.group(1), m.group(3), m.group(4))
 
 
 def context_from_signature(ctx: RequestContext, headers: Mapping[str, str]) -> RequestContext:

@@ -3,12 +3,22 @@
 Every acknowledged write is a committed transaction (``synchronous=FULL``), so it
 survives ``kill -9`` and power loss. Several processes (a server and embedded clients)
 may share one data dir: writers take ``BEGIN IMMEDIATE``, and each process keeps a
-read cache that it drops whenever SQLite's ``data_version`` says another connection
-committed.
+read cache that it drops whenever another connection committed.
+
+"Another connection committed" is read, before every request, from the WAL index header
+at the start of the ``-shm`` file (SQLite's documented wal-index format: two copies of a
+48-byte header that every commit changes: frame count, checksums, salts), memory-mapped
+read-only: a comparison of 96 bytes instead of a ``PRAGMA data_version`` statement, which
+cost ~8% of a symmetric Encrypt's server time. Where there is no such file to map (not WAL
+mode), ``PRAGMA data_version`` is asked as before. The mapping is safe to keep: SQLite only
+truncates the ``-shm`` file when the connection opening it is the only one using it, and this
+store's own connection stays open for as long as the mapping exists.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -151,6 +161,8 @@ CREATE TABLE IF NOT EXISTS cks_saved_key_states (
 );
 """
 
+_WAL_HEADERS = 96  # the two copies of the wal-index header (https://sqlite.org/walformat.html)
+
 KEY_MUTABLE = {
     "description", "state", "deletion_date", "pending_window", "policy", "rotation_enabled",
     "rotation_period", "rotation_anchor", "on_demand_rotations", "on_demand_started", "valid_to",
@@ -251,6 +263,22 @@ class Store:
         except sqlite3.Error:  # a damaged or unwritable database: do not leak the connection
             self._conn.close()
             raise
+        self._shm = self._map_wal_index()
+        self._wal_header = self._shm[:_WAL_HEADERS] if self._shm is not None else b""
+
+    def _map_wal_index(self) -> mmap.mmap | None:
+        """The ``-shm`` file's first bytes, mapped read-only (None: ask data_version instead)."""
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                return None
+            with open(f"{self.path}-shm", "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < _WAL_HEADERS:
+                    return None
+                return mmap.mmap(f.fileno(), min(size, mmap.PAGESIZE), access=mmap.ACCESS_READ)
+        except (OSError, ValueError, sqlite3.Error):
+            return None
 
     # -- transactions and cache coherence -------------------------------------------------
 
@@ -267,6 +295,12 @@ class Store:
 
     def refresh(self) -> None:
         """Drop cached rows if another connection committed since we last looked."""
+        if self._shm is not None:
+            header = self._shm[:_WAL_HEADERS]
+            if header != self._wal_header:  # a commit (ours too, which already dropped them: harmless)
+                self._wal_header = header
+                self._new_cache()
+            return
         version = self._read_data_version()
         if version != self._data_version:
             self._data_version = version
@@ -308,6 +342,9 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            if self._shm is not None:
+                self._shm.close()
+                self._shm = None
             self._conn.close()
 
     # -- keys -----------------------------------------------------------------------------
