@@ -5,18 +5,25 @@ patterns; validating against it keeps the backend in step with the real API with
 hand-written checks, and yields AWS's ``1 validation error detected: ...`` messages.
 Type errors (a string where a number belongs) are ``SerializationException``, as the
 JSON 1.1 protocol reports them; constraint violations are ``ValidationException``.
+
+The server validates from botocore's model file itself (``botocore/data/kms/<version>/
+service-2.json``), read as JSON into :class:`RawShape` (the few attributes of botocore's
+``Shape`` validation uses): importing ``botocore.session`` to build a ``ServiceModel`` costs
+~0.25 s of start-up. :func:`service_model` still gives botocore's own model to whoever
+needs the rest of it (IAM action names, tests).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
+import importlib.util
+import json
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
-
-import botocore.session
-from botocore.model import OperationModel, Shape
 
 from kms_iac.backend.errors import SerializationException, UnknownOperationException, ValidationException
 
@@ -25,7 +32,67 @@ PROTOCOL_PREFIX = "TrentService."
 
 @lru_cache(maxsize=1)
 def service_model():
+    import botocore.session
+
     return botocore.session.get_session().get_service_model("kms")
+
+
+# botocore's Shape metadata that validation reads (botocore.model.Shape.METADATA_ATTRS has more)
+_CHECKED_TRAITS = ("required", "min", "max", "pattern", "sensitive", "enum")
+
+
+class RawShape:
+    """One shape of the model file, with the attributes of ``botocore.model.Shape`` that
+    :class:`_Checker` uses. A member reference's own traits are merged over the shape it
+    names, as botocore's ShapeResolver does."""
+
+    def __init__(self, shapes: dict[str, dict], ref: dict) -> None:
+        self._shapes = shapes
+        model = {**shapes[ref["shape"]], **{k: v for k, v in ref.items() if k != "shape"}}
+        self._model = model
+        self.type_name: str = model["type"]
+        self.metadata: dict[str, Any] = {k: model[k] for k in _CHECKED_TRAITS if k in model}
+        self.enum: list[str] = model.get("enum", [])
+        self.required_members: list[str] = model.get("required", [])
+
+    @property
+    def members(self) -> dict[str, "RawShape"]:
+        found = self.__dict__.get("_members")
+        if found is None:
+            found = self.__dict__["_members"] = {n: RawShape(self._shapes, r)
+                                                 for n, r in self._model.get("members", {}).items()}
+        return found
+
+    @property
+    def member(self) -> "RawShape":
+        return RawShape(self._shapes, self._model["member"])
+
+    @property
+    def key(self) -> "RawShape":
+        return RawShape(self._shapes, self._model["key"])
+
+    @property
+    def value(self) -> "RawShape":
+        return RawShape(self._shapes, self._model["value"])
+
+
+class RawOperation:
+    def __init__(self, shapes: dict[str, dict], model: dict) -> None:
+        self.input_shape = RawShape(shapes, model["input"]) if "input" in model else None
+
+
+@lru_cache(maxsize=1)
+def _model_file() -> dict:
+    """botocore's KMS model (the newest API version it ships), read without importing botocore."""
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("botocore is not installed")
+    service = Path(list(spec.submodule_search_locations)[0]) / "data" / "kms"
+    version = max(p for p in service.iterdir() if p.is_dir())
+    plain, packed = version / "service-2.json", version / "service-2.json.gz"
+    if plain.exists():
+        return json.loads(plain.read_bytes())
+    return json.loads(gzip.decompress(packed.read_bytes()))
 
 
 @lru_cache(maxsize=1)
@@ -38,11 +105,13 @@ def iam_actions() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
-def operation(name: str) -> OperationModel:
-    model = service_model()
-    if name not in model.operation_names:
+def operation(name: str) -> RawOperation:
+    """``name``'s operation in the model file; UnknownOperationException for names KMS does not have."""
+    model = _model_file()
+    found = model["operations"].get(name)
+    if found is None:
         raise UnknownOperationException(None)
-    return model.operation_model(name)
+    return RawOperation(model["shapes"], found)
 
 
 @lru_cache(maxsize=None)
@@ -73,7 +142,7 @@ class _Checker:
         shown = "" if sensitive else (" null" if value is None else " " + _show(value))
         self.violations.append(f"Value{shown} at '{path}' failed to satisfy constraint: Member must {constraint}")
 
-    def structure(self, shape: Shape, value: Any, path: str) -> dict:
+    def structure(self, shape: RawShape, value: Any, path: str) -> dict:
         if not isinstance(value, dict):
             raise SerializationException(f"Expected a JSON object at '{path or 'request'}'")
         out: dict = {}
@@ -86,7 +155,7 @@ class _Checker:
             out[name] = self.value(member, value[name], mpath)
         return out
 
-    def value(self, shape: Shape, value: Any, path: str) -> Any:
+    def value(self, shape: RawShape, value: Any, path: str) -> Any:
         kind = shape.type_name
         meta = shape.metadata
         sensitive = bool(meta.get("sensitive"))
@@ -146,7 +215,7 @@ class _Checker:
             return value
         return value
 
-    def _length(self, shape: Shape, value: Any, n: int, path: str, sensitive: bool) -> None:
+    def _length(self, shape: RawShape, value: Any, n: int, path: str, sensitive: bool) -> None:
         meta = shape.metadata
         shown = value if isinstance(value, (str, list)) else None
         if "min" in meta and n < meta["min"]:
@@ -201,7 +270,7 @@ def _compiled(op_name: str) -> Callable[[Any], dict] | None:
     return parse
 
 
-def _member_check(shape: Shape, path: str) -> Callable[[Any, _Checker], Any]:
+def _member_check(shape: RawShape, path: str) -> Callable[[Any, _Checker], Any]:
     """A fast check of one top-level member; the slow, exact one for anything it does not pass."""
     meta = shape.metadata
     kind = shape.type_name

@@ -355,6 +355,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _die_with(parent: int) -> None:
+    """Make this worker die when the server process does (Linux: PR_SET_PDEATHSIG), so a server
+    killed with SIGKILL leaves no worker holding its port and data dir, as a single process would."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the parent's SIGTERM handler still stops workers on a clean exit
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control: bool = False, workers: int = 1) -> None:
     """Serve until SIGTERM/SIGINT.
 
@@ -377,11 +391,13 @@ def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control
         return
     backend.close()  # checked and created; each worker opens its own (SQLite connections must not cross fork)
     children: list[int] = []
+    parent = os.getpid()
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
+                _die_with(parent)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM for us
                 asyncio.run(KmsServer(make_backend(), host, port, clock_control, sock=sock).serve(ready_line=False))
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code

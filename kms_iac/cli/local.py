@@ -42,13 +42,14 @@ def local() -> None:
 @click.option("--clock-control", is_flag=True, help="Testing: allow KmsIacAdmin.AdvanceClock to move the backend's clock.")
 @click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True,
               help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes sharing the port and the data dir (use the machine's cores).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes sharing the port and the data dir. Default: one per CPU this process may "
+                   "run on (1 with --clock-control or --requests-per-second, which keep per-process state).")
 @click.option("--principals", "principals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML/JSON file of accounts, principals and access keys: only those keys are accepted, "
                    "SigV4 signatures are verified, and the caller's account is the principal's.")
 def serve(host: str, port: int, data_dir: Path | None, region: str, account: str,
-          requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int,
+          requests_per_second: float | None, clock_control: bool, synchronous: str, workers: int | None,
           principals_file: Path | None) -> None:
     """Serve the KMS JSON 1.1 API over HTTP.
 
@@ -60,9 +61,11 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
     from kms_iac.backend.core import Backend
     from kms_iac.backend.server import ListenError, run
 
-    if workers > 1 and (clock_control or requests_per_second):
+    if workers is not None and workers > 1 and (clock_control or requests_per_second):
         raise click.UsageError("--workers > 1 cannot be combined with --clock-control or --requests-per-second "
                                "(each worker would keep its own clock and quota)")
+    if workers is None:
+        workers = 1 if clock_control or requests_per_second else min(64, _usable_cpus())
 
     directory = None
     if principals_file is not None:
@@ -87,6 +90,16 @@ def serve(host: str, port: int, data_dir: Path | None, region: str, account: str
         run(make_backend, host, port, clock_control=clock_control, workers=workers)
     except ListenError as exc:
         raise (BadInput if exc.bad_address else NetworkError)(str(exc)) from None
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's cpuset), else all."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 @local.command()

@@ -1,0 +1,166 @@
+"""The server's fast paths give the answers of the slow, general code they stand in for.
+
+- Validation reads botocore's model file directly (start-up without ``botocore.session``):
+  every operation's input shape tree equals botocore's own ``ServiceModel``'s.
+- Each operation's compiled request checker answers every request as the general
+  ``_Checker`` walk does: the same params, or the same exception and message.
+- The SigV4 credential scope read with string operations equals the pattern's reading.
+- The cross-process cache check from the WAL index header sees another process's commit
+  at once (a key disabled through one door is refused by the other on its next call).
+- ``local serve`` runs one worker per CPU by default, and workers die with their parent.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kms_iac.backend import model
+from kms_iac.backend.core import Backend
+from kms_iac.backend.embedded import embedded_client
+from kms_iac.backend.errors import KMSError
+from kms_iac.backend.signature import _CREDENTIAL_RE, _credential
+from tests.helpers import ServerProcess
+
+
+def _tree(shape, depth: int = 0):
+    """A shape as plain data: type, checked traits, members (in order), list/map parts."""
+    out = {"type": shape.type_name, "meta": {k: shape.metadata[k] for k in model._CHECKED_TRAITS if k in shape.metadata},
+           "enum": list(shape.enum) if shape.type_name == "string" else None}
+    if depth > 6:
+        return out
+    if shape.type_name == "structure":
+        out["required"] = list(shape.required_members)
+        out["members"] = [(n, _tree(m, depth + 1)) for n, m in shape.members.items()]
+    elif shape.type_name == "list":
+        out["member"] = _tree(shape.member, depth + 1)
+    elif shape.type_name == "map":
+        out["key"], out["value"] = _tree(shape.key, depth + 1), _tree(shape.value, depth + 1)
+    return out
+
+
+def test_model_file_shapes_equal_botocores_service_model():
+    botocore_model = model.service_model()
+    assert set(model._model_file()["operations"]) == set(botocore_model.operation_names)
+    for name in botocore_model.operation_names:
+        theirs = botocore_model.operation_model(name).input_shape
+        ours = model.operation(name).input_shape
+        assert (ours is None) == (theirs is None), name
+        if ours is not None:
+            assert _tree(ours) == _tree(theirs), name
+
+
+def _slow(op: str, body):
+    """The general walk (what parse_request did before it was compiled)."""
+    shape = model.operation(op).input_shape
+    checker = model._Checker()
+    if shape is None:
+        return {}
+    params = checker.structure(shape, body if body is not None else {}, "")
+    if checker.violations:
+        raise model.validation_error(checker.violations)
+    return params
+
+
+def _outcome(fn, *args):
+    try:
+        return ("ok", fn(*args))
+    except KMSError as err:
+        return (err.code, err.message)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**7) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30) | st.sampled_from(["AES_256", "AES_128", "SYMMETRIC_DEFAULT", "QUJD", "QUJD=", "====",
+                                              "alias/x", "1234abcd-12ab-34cd-56ef-1234567890ab", base64.b64encode(b"x" * 5000).decode()]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+OPS = sorted(model._model_file()["operations"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(op=st.sampled_from(OPS), data=st.data())
+def test_compiled_checker_answers_as_the_general_walk(op, data):
+    members = list(model.operation(op).input_shape.members) if model.operation(op).input_shape else []
+    names = st.sampled_from(members + ["Unknown"]) if members else st.just("Unknown")
+    body = data.draw(st.dictionaries(names, JSON_VALUES, max_size=5) | JSON_VALUES)
+    assert _outcome(model.parse_request, op, body) == _outcome(_slow, op, body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["Credential=", "/", "20240101", "2024010", "us-east-1", "kms", "aws4_request", ",",
+                                 " ", "\t", "AKID", "é", "\u00a0", "=", "SignedHeaders=host"]), max_size=14))
+def test_credential_scope_reading_equals_the_pattern(parts):
+    auth = "AWS4-HMAC-SHA256 " + "".join(parts)
+    m = _CREDENTIAL_RE.search(auth)
+    assert _credential(auth) == (None if m is None else (m.group(1), m.group(3), m.group(4)))
+
+
+def test_a_commit_by_another_process_is_seen_on_the_next_call(tmp_path: Path):
+    """Two backends on one data dir (as two workers): a key disabled through one is refused by the other."""
+    a, b = Backend(tmp_path), Backend(tmp_path)
+    try:
+        assert a.store._shm is not None  # the WAL index header is what is checked
+        kms_a, kms_b = embedded_client(backend=a), embedded_client(backend=b)
+        key = kms_a.create_key()["KeyMetadata"]["KeyId"]
+        for _ in range(3):  # warm both caches
+            kms_b.encrypt(KeyId=key, Plaintext=b"x")
+        for _ in range(5):
+            kms_a.disable_key(KeyId=key)
+            with pytest.raises(ClientError) as err:
+                kms_b.encrypt(KeyId=key, Plaintext=b"x")
+            assert err.value.response["Error"]["Code"] == "DisabledException"
+            kms_a.enable_key(KeyId=key)
+            kms_b.encrypt(KeyId=key, Plaintext=b"x")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_serve_defaults_to_one_worker_per_cpu_and_workers_die_with_it(tmp_path: Path):
+    srv = ServerProcess(tmp_path / "data").start()
+    try:
+        parent = srv.proc.pid
+        children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        assert len(children) == len(os.sched_getaffinity(0))
+        kms = srv.client()
+        key = kms.create_key()["KeyMetadata"]["KeyId"]
+        assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=key, Plaintext=b"x")["CiphertextBlob"])["Plaintext"] == b"x"
+        os.kill(parent, signal.SIGKILL)  # the server "crashes": its workers must not live on
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{c}").exists() and "Z" not in _state(c) for c in children):
+            assert time.monotonic() < deadline, "a worker outlived its parent"
+            time.sleep(0.05)
+    finally:
+        srv.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_workers_one_and_clock_control_still_run_single_process(tmp_path: Path):
+    srv = ServerProcess(tmp_path / "data", "--clock-control").start()
+    try:
+        parent = srv.proc.pid
+        assert Path(f"/proc/{parent}/task/{parent}/children").read_text().split() == []
+        srv.client().list_keys()
+    finally:
+        srv.stop()
+    out = subprocess.run([sys.executable, "-m", "kms_iac", "local", "serve", "--workers", "2", "--clock-control",
+                          "--data-dir", str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--workers > 1" in out.stderr
