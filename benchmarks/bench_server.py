@@ -111,7 +111,12 @@ def wrk_script(body: bytes, headers: dict[str, str]) -> str:
     for name, value in headers.items():
         if name.lower() != "content-length":  # wrk sets it from the body
             lines.append(f"wrk.headers[ {_lua_string(name)} ] = {_lua_string(value)}")
-    lines.append("""
+    lines.append(_WRK_DONE)
+    return "\n".join(lines)
+
+
+# wrk's summary as one JSON line at the end of the run
+_WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -120,8 +125,35 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
+"""
+
+
+def _lua_quoted(data: bytes) -> str:
+    """A Lua double-quoted string literal of ``data`` (decimal escapes for anything unusual)."""
+    out = []
+    for b in data:
+        c = chr(b)
+        out.append(c if 32 <= b < 127 and c not in '"\\' else f"\\{b:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def wrk_script_cycling(requests: list[tuple[bytes, dict[str, str]]]) -> str:
+    """A wrk script sending ``requests`` (body, headers) in turn, e.g. each with its own signature."""
+    lines = ["local reqs = {"]
+    for body, headers in requests:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k.lower() != "content-length")
+        raw = f"POST / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        lines.append(f"  {_lua_quoted(raw)},")
+    lines.append("}")
+    lines.append("""local n = #reqs
+local i = 0
+request = function()
+  i = i + 1
+  if i > n then i = 1 end
+  return reqs[i]
+end
 """)
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + _WRK_DONE
 
 
 @dataclass
@@ -158,10 +190,10 @@ class WrkRun:
     """wrk started in the background; ``result()`` waits for its summary."""
 
     def __init__(self, wrk: str, url: str, body: bytes, headers: dict[str, str], seconds: float,
-                 connections: int, threads: int) -> None:
+                 connections: int, threads: int, script: str | None = None) -> None:
         fd, self.script = tempfile.mkstemp(prefix="kms-bench-", suffix=".lua")
         with os.fdopen(fd, "w") as f:
-            f.write(wrk_script(body, headers))
+            f.write(script if script is not None else wrk_script(body, headers))
         cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s", "-s", self.script, url]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -180,16 +212,20 @@ class WrkRun:
 # Requests
 
 
-def sign_request(url: str, op: str, params: dict[str, Any], credentials: tuple[str, str]) -> tuple[bytes, dict[str, str]]:
-    """The JSON body and SigV4 headers of one request (blobs base64-encoded), signed now."""
+def sign_request(url: str, op: str, params: dict[str, Any], credentials: tuple[str, str],
+                 nonce: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The JSON body and SigV4 headers of one request (blobs base64-encoded), signed now;
+    ``nonce``: an extra signed header making this request's signature its own."""
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     body = json.dumps({k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in params.items()},
                       separators=(",", ":")).encode()
+    extra = {"X-Kms-Bench-Nonce": nonce} if nonce is not None else {}
     request = AWSRequest(method="POST", url=url.rstrip("/") + "/", data=body,
-                         headers={"X-Amz-Target": f"TrentService.{op}", "Content-Type": "application/x-amz-json-1.1"})
+                         headers={"X-Amz-Target": f"TrentService.{op}", "Content-Type": "application/x-amz-json-1.1",
+                                  **extra})
     SigV4Auth(Credentials(*credentials), "kms", peers.REGION).add_auth(request)
     host = url.split("://", 1)[1].rstrip("/")
     return body, {"Host": host, **{k: str(v) for k, v in request.headers.items()}}
@@ -376,8 +412,13 @@ def measure(server: Server, op: str, args: argparse.Namespace, wrk: str) -> Roun
     problem = check_answer(op, server.keys, *send(server.url, body, headers))
     if problem:
         raise RuntimeError(f"{server.name} {op}: {problem}")
+    script = None
+    if args.unique_signatures:  # each request signed on its own: no two alike
+        script = wrk_script_cycling([
+            sign_request(server.url, kms_op, params, server.credentials, nonce=str(n))
+            for n in range(args.unique_signatures)])
     before = server.handle.cpu_seconds()
-    run = WrkRun(wrk, server.url, body, headers, args.seconds, args.connections, args.threads)
+    run = WrkRun(wrk, server.url, body, headers, args.seconds, args.connections, args.threads, script)
     result = run.result()
     after = server.handle.cpu_seconds()
     return Round(result, None if before is None or after is None else after - before)
@@ -530,7 +571,9 @@ def measure_startup(names: list[str], runs: int, workers: int, work: Path,
 
 def print_report(results: dict[str, dict[str, Cell]], args: argparse.Namespace) -> None:
     names = [s for s in args.servers if s in results]
-    print(f"\nwrk: {args.threads} thread(s), {args.connections} connections, one pre-signed request replayed, "
+    sent = (f"{args.unique_signatures} requests each signed on its own, in turn" if args.unique_signatures
+            else "one pre-signed request replayed")
+    print(f"\nwrk: {args.threads} thread(s), {args.connections} connections, {sent}, "
           f"{args.seconds:g} s x {args.rounds} alternated rounds (medians); kms-iac --workers {args.workers}; "
           f"{os.cpu_count()} CPUs; load average at start {args.load_at_start}")
     header = f"{'op':<19} {'server':<14} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}"
@@ -574,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interference", action="store_true",
                     help="also: kms-iac Encrypt latency alone and with RSA_4096 Sign requests alongside")
     ap.add_argument("--sign-connections", type=int, default=2, help="connections sending RSA_4096 Sign (default 2)")
+    ap.add_argument("--unique-signatures", type=int, default=0, metavar="N",
+                    help="send N requests each signed on its own (an extra signed header), in turn, instead of "
+                         "replaying one: what SDK clients send (each verified afresh)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
@@ -587,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     doc: dict[str, Any] = {"meta": {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds},
+        "wrk": {"threads": args.threads, "connections": args.connections, "seconds": args.seconds,
+                "unique_signatures": args.unique_signatures},
         "rounds": args.rounds, "kms_iac_workers": args.workers, "load_at_start": args.load_at_start,
         "local_kms": f"{peers.LOCAL_KMS_MODULE}@{peers.LOCAL_KMS_VERSION}"}}
     work = Path(tempfile.mkdtemp(prefix="kms-bench-server-"))

@@ -8,6 +8,8 @@
 - The cross-process cache check from the WAL index header sees another process's commit
   at once (a key disabled through one door is refused by the other on its next call).
 - ``local serve`` runs one worker per CPU by default, and workers die with their parent.
+- A verified signature is remembered for the identical request only, and its 5-minute window
+  is still checked every time.
 """
 
 from __future__ import annotations
@@ -164,3 +166,46 @@ def test_workers_one_and_clock_control_still_run_single_process(tmp_path: Path):
     out = subprocess.run([sys.executable, "-m", "kms_iac", "local", "serve", "--workers", "2", "--clock-control",
                           "--data-dir", str(tmp_path / "other")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--workers > 1" in out.stderr
+
+
+def _signed(secret: str = "s3cret-key", body: bytes = b'{"KeyId":"x"}') -> tuple[dict[str, str], bytes]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest("POST", "http://127.0.0.1:4599/", data=body,
+                     headers={"X-Amz-Target": "TrentService.DescribeKey", "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials("AKIAKMSIACMEMOTEST01", secret), "kms", "us-east-1").add_auth(req)
+    return {k.lower(): v for k, v in req.headers.items()} | {"host": "127.0.0.1:4599"}, body
+
+
+def test_a_verified_signature_is_remembered_only_for_the_identical_request(monkeypatch):
+    from kms_iac.backend import sigv4
+    from kms_iac.backend.errors import InvalidSignatureException
+    from kms_iac.backend.principals import as_directory
+
+    directory = as_directory({"accounts": {"111122223333": {"principals": [{
+        "arn": "arn:aws:iam::111122223333:user/memo", "access_key_id": "AKIAKMSIACMEMOTEST01",
+        "secret_access_key": "s3cret-key"}]}}})
+    computed = []
+    real = sigv4.expected_signature
+    monkeypatch.setattr(sigv4, "expected_signature", lambda *a, **k: computed.append(1) or real(*a, **k))
+    memo = sigv4.VerifiedSignatures()
+    headers, body = _signed()
+    now = time.time()
+    for _ in range(3):
+        entry, _auth = sigv4.verify(directory, headers, "POST", "/", body, now, "", memo)
+        assert entry.arn.endswith("user/memo")
+    assert len(computed) == 1  # verified once, then remembered
+    # anything signed that differs is verified afresh, and refused
+    for changed_body, changed_headers in ((b'{"KeyId":"y"}', headers),
+                                          (body, {**headers, "x-amz-target": "TrentService.Decrypt"})):
+        with pytest.raises(InvalidSignatureException):
+            sigv4.verify(directory, changed_headers, "POST", "/", changed_body, now, "", memo)
+    assert len(computed) == 3
+    with pytest.raises(InvalidSignatureException):  # same request, other method
+        sigv4.verify(directory, headers, "PUT", "/", body, now, "", memo)
+    # the 5-minute window is checked on every use, remembered or not
+    with pytest.raises(InvalidSignatureException, match="Signature expired"):
+        sigv4.verify(directory, headers, "POST", "/", body, now + 301, "", memo)
+    assert len(computed) == 4

@@ -171,6 +171,9 @@ def _referenced_keys(policy_text: str, identity_json: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+_CONTEXT_MEMBER = {"ReEncryptFrom": "SourceEncryptionContext", "ReEncryptTo": "DestinationEncryptionContext"}
+
+
 class Authorizer:
     """Called by the dispatcher as ``authorizer(call, operation, key, params=None)``.
 
@@ -198,31 +201,36 @@ class Authorizer:
         return text
 
     def __call__(self, call, operation: str, key: KeyRecord | None, params: dict | None = None) -> None:
-        principal = principal_of(call.ctx)
-        action = f"kms:{operation}"
         if key is None or operation == "CreateKey":
+            principal = principal_of(call.ctx)
             self._account_operation(call, operation, principal)
             if operation == "CreateKey" and key is not None and not (params or {}).get("BypassPolicyLockoutSafetyCheck"):
                 self.check_lockout(call, key, key.policy)
             return
+        ctx = call.ctx
+        action = f"kms:{operation}"
         params = getattr(call, "params", None) or {}
-        context = params.get({"ReEncryptFrom": "SourceEncryptionContext",
-                              "ReEncryptTo": "DestinationEncryptionContext"}.get(operation, "EncryptionContext")) or {}
-        identity_json = self._identity_json(principal.identity_policies)
+        context = params.get(_CONTEXT_MEMBER.get(operation, "EncryptionContext")) or {}
+        identity_json = self._identity_json(tuple(getattr(ctx, "identity_policies", ()) or ()))
         wanted = _referenced_keys(key.policy, identity_json)
-        conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted or "*" in wanted)
-        cacheable = not (wanted & _TIME_KEYS) and "*" not in wanted
+        conditions = None
         cache_key = None
-        if cacheable:
-            lower = {k.lower(): v for k, v in conditions.items()}
-            relevant = tuple((k, repr(lower.get(k))) for k in sorted(wanted))
-            cache_key = (key.key_id, key.region, key.policy, principal.arn, identity_json, action,
-                         call.store.generation, tuple(sorted(context.items())), relevant)
+        if not (wanted & _TIME_KEYS) and "*" not in wanted:
+            relevant: tuple = ()
+            if wanted:  # only the condition keys the policies read can change the decision
+                conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted)
+                lower = {k.lower(): v for k, v in conditions.items()}
+                relevant = tuple((k, repr(lower.get(k))) for k in sorted(wanted))
+            cache_key = (key.key_id, key.region, key.policy, ctx.principal_arn, ctx.account, identity_json, action,
+                         call.store.generation, tuple(sorted(context.items())) if context else (), relevant)
             decision = self._decisions.get(cache_key)
             if decision is not None:
                 self._decisions.move_to_end(cache_key)
-                self._raise_if_denied(principal.arn, action, key.arn, decision)
+                self._raise_if_denied(ctx.principal_arn, action, key.arn, decision)
                 return
+        if conditions is None:
+            conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted or "*" in wanted)
+        principal = principal_of(ctx)
         request = Request(action=action, resource=key.arn, context=conditions, encryption_context=context)
         decision = evaluate(key.policy, principal, request, self._grants(call, key))
         if cache_key is not None:

@@ -31,7 +31,10 @@ def _random16() -> bytearray:
 
 def _uuid4() -> str:
     """A random (version 4) UUID string, cheaper than uuid.uuid4() on the request path."""
-    b = _random16()
+    return _format_uuid4(_random16())
+
+
+def _format_uuid4(b: bytearray) -> str:
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()

@@ -50,10 +50,11 @@ def _credential(auth: str) -> tuple[str, str, str] | None:
     start = auth.find("Credential=")
     if start != -1:
         end = auth.find(",", start)
-        parts = auth[start + 11:end if end != -1 else len(auth)].split("/")
+        scope = auth[start + 11:end if end != -1 else len(auth)]
+        parts = scope.split("/")
         if (len(parts) == 5 and parts[4] == "aws4_request" and len(parts[1]) == 8 and parts[1].isascii()
                 and parts[1].isdigit() and parts[0] and parts[2] and parts[3]
-                and all(p.isprintable() and " " not in p for p in parts[:4])):
+                and scope.isprintable() and " " not in scope):  # no whitespace: what [^/,\s] also excludes
             return parts[0], parts[2], parts[3]
     m = _CREDENTIAL_RE.search(auth)
     return None if m is None else (m.group(1), m.group(3), m.group(4))

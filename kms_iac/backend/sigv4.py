@@ -145,6 +145,7 @@ def request_timestamp(headers: Mapping[str, str]) -> str:
     return dt.astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
 
 
+@lru_cache(maxsize=4096)
 def _epoch(stamp: str) -> float:
     try:  # YYYYMMDDTHHMMSSZ, parsed by hand: strptime is a hot spot at thousands of requests a second
         if len(stamp) != 16 or stamp[8] != "T" or stamp[15] != "Z":
@@ -185,6 +186,11 @@ def _canonical_header_value(value: str) -> str:
     return " ".join(value.split())
 
 
+def _needs_trim(value: str) -> bool:
+    """Whether SigV4's header value canonicalisation (trim, squeeze whitespace) changes ``value``."""
+    return not value.isprintable() or "  " in value or value[:1] == " " or value[-1:] == " "
+
+
 def expected_signature(secret: str, auth: ParsedAuthorization, timestamp: str, headers: Mapping[str, str],
                        method: str, path: str, body: bytes, query: str = "") -> str:
     """The SigV4 signature of this request with this secret.
@@ -195,16 +201,17 @@ def expected_signature(secret: str, auth: ParsedAuthorization, timestamp: str, h
     """
     if query or (path or "/") != "/":
         return botocore_signature(secret, auth, timestamp, headers, method, path, body, query)
-    canonical = "\n".join([
-        method.upper(), "/", "",
-        "".join(f"{name}:{_canonical_header_value(headers.get(name, ''))}\n" for name in auth.signed_headers),
-        ";".join(auth.signed_headers),
-        sha256(body).hexdigest(),  # always the body received: a client's X-Amz-Content-SHA256 is not trusted
-    ])
-    scope = f"{auth.date}/{auth.region}/{auth.service}/aws4_request"
-    string_to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{sha256(canonical.encode()).hexdigest()}"
+    lines = [method.upper(), "/", ""]
+    for name in auth.signed_headers:
+        value = headers.get(name, "")
+        lines.append(f"{name}:{_canonical_header_value(value) if _needs_trim(value) else value}")
+    lines += ["", ";".join(auth.signed_headers),
+              sha256(body).hexdigest()]  # always the body received: a client's X-Amz-Content-SHA256 is not trusted
+    canonical = "\n".join(lines)
+    string_to_sign = (f"AWS4-HMAC-SHA256\n{timestamp}\n{auth.date}/{auth.region}/{auth.service}/aws4_request\n"
+                      f"{sha256(canonical.encode()).hexdigest()}")
     key = _signing_key(secret, auth.date, auth.region, auth.service)
-    return hmac.new(key, string_to_sign.encode(), sha256).hexdigest()
+    return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 def botocore_signature(secret: str, auth: ParsedAuthorization, timestamp: str, headers: Mapping[str, str],
@@ -230,9 +237,57 @@ def botocore_signature(secret: str, auth: ParsedAuthorization, timestamp: str, h
     return signer.signature(string_to_sign, request)
 
 
+class VerifiedSignatures:
+    """Requests whose signature was verified, so an identical one is not verified again.
+
+    SigV4 has no nonce: AWS accepts the same signed request again and again within its 5-minute
+    window, and the verdict on it is a function of the secret and what was signed. A request
+    whose Authorization header, signed header values, date headers, session token, method, path,
+    query and body all equal a verified one's has that one's signer; its 5-minute window is still
+    checked against the clock every time. Real SDK clients sign each request afresh (new date,
+    new body), so they mostly miss: this spares retries and replays, not verification in general.
+    Bounded (entries and body size), per principals directory.
+    """
+
+    MAX_BODY = 16 * 1024
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._entries: dict[str, tuple[tuple, tuple[PrincipalEntry, ParsedAuthorization, str]]] = {}
+
+    @staticmethod
+    def _signed(headers: Mapping[str, str], auth: ParsedAuthorization, method: str, path: str, query: str,
+                body: bytes) -> tuple:
+        return (method, path, query, body, headers.get("x-amz-date"), headers.get("date"),
+                headers.get("x-amz-security-token"), tuple(headers.get(n) for n in auth.signed_headers))
+
+    def get(self, headers: Mapping[str, str], method: str, path: str, query: str,
+            body: bytes) -> tuple[PrincipalEntry, ParsedAuthorization, str] | None:
+        hit = self._entries.get(headers.get("authorization") or "")
+        if hit is None or hit[0] != self._signed(headers, hit[1][1], method, path, query, body):
+            return None
+        return hit[1]
+
+    def put(self, headers: Mapping[str, str], method: str, path: str, query: str, body: bytes,
+            verified: tuple[PrincipalEntry, ParsedAuthorization, str]) -> None:
+        if len(body) > self.MAX_BODY:
+            return
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()  # (thread-safe, unlike evicting one by one)
+        self._entries[verified[1].raw] = (self._signed(headers, verified[1], method, path, query, body), verified)
+
+
 def verify(directory: Directory, headers: Mapping[str, str], method: str, path: str, body: bytes,
-           now: float, query: str = "") -> tuple[PrincipalEntry, ParsedAuthorization]:
-    """The principal that validly signed this request (headers lower-cased); a KMSError otherwise."""
+           now: float, query: str = "", verified: VerifiedSignatures | None = None,
+           ) -> tuple[PrincipalEntry, ParsedAuthorization]:
+    """The principal that validly signed this request (headers lower-cased); a KMSError otherwise.
+
+    ``verified``: requests already verified (see :class:`VerifiedSignatures`)."""
+    if verified is not None:
+        hit = verified.get(headers, method, path, query, body)
+        if hit is not None:
+            check_skew(hit[2], now)
+            return hit[0], hit[1]
     auth = parse_authorization(headers)
     timestamp = request_timestamp(headers)
     if auth.date != timestamp[:8]:
@@ -256,6 +311,8 @@ def verify(directory: Directory, headers: Mapping[str, str], method: str, path: 
     expected = expected_signature(entry.secret, auth, timestamp, headers, method, path, body, query)
     if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise InvalidSignatureException(MSG_MISMATCH)
+    if verified is not None:
+        verified.put(headers, method, path, query, body, (entry, auth, timestamp))
     return entry, auth
 
 
@@ -266,12 +323,13 @@ def make_authenticator(directory: Directory, clock: Clock | None = None) -> Auth
     not a backend clock that tests move forward by days, or every request would have "expired".
     """
     clock = clock or Clock()
+    verified = VerifiedSignatures()
 
     def authenticate(ctx: RequestContext, headers: dict[str, str], method: str, path: str, body: bytes) -> RequestContext:
         query = ""
         if "?" in path:
             path, _, query = path.partition("?")
-        entry, auth = verify(directory, headers, method, path, body, clock.now(), query)
+        entry, auth = verify(directory, headers, method, path, body, clock.now(), query, verified)
         ctx.account = entry.account
         ctx.region = auth.region
         ctx.principal_arn = entry.arn

@@ -91,10 +91,9 @@ def unseal(call: Call, blob: bytes, context: dict | None, key_id_param: str | No
             )
         key = named
     else:
-        candidates = [k for k in call.store.find_key_any_region(header.key_id) if k.region == call.ctx.region]
-        if not candidates:
+        key = call.store.get_key(header.key_id, call.ctx.region)  # the blob's key in the caller's Region (cached)
+        if key is None:
             raise InvalidCiphertextException(None)
-        key = candidates[0]
     call.admit(key, operation)
     check_usage(key, None, operation)
     if key.custom_key_store_id:  # opened by the CloudHSM key store's token
