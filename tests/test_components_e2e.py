@@ -114,8 +114,10 @@ def test_root_program_deploys_and_passes_the_rules(tmp_path):
     deploys passes KMS001-KMS016, and a second run changes nothing."""
     project_dir = tmp_path / "root"
     shutil.copytree(ROOT / "examples" / "multi_tenant", project_dir / "examples" / "multi_tenant")
-    (project_dir / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text().replace(
-        "virtualenv: .venv", f"virtualenv: {VENV_BIN.parent}"))
+    # The root project's relative paths (its virtualenv and the provider's directory), made absolute.
+    (project_dir / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text()
+                                             .replace("virtualenv: .venv", f"virtualenv: {VENV_BIN.parent}")
+                                             .replace("path: .venv/bin", f"path: {VENV_BIN}"))
     data = tmp_path / "kms-data"
     project = PulumiProject(tmp_path / "work", pulumi_bin_dir(), project_dir=project_dir,
                             config={"kms-iac:target": "local", "kms-iac:dataDir": str(data)})

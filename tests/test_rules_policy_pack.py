@@ -385,3 +385,17 @@ def test_deleting_or_replacing_a_key_is_gated(tmp_path, pulumi_bin) -> None:
     up = project.run("up", "--yes", "--policy-pack", str(PACK_DIR), check=False)
     assert up.returncode == 0, up.stdout + up.stderr
     assert [r["urn"].rsplit("::", 1)[-1] for r in project.resources() if r["type"] == "kms-iac:index:Key"] == ["orders"]
+
+
+def test_a_new_key_in_a_preview_takes_its_account_from_its_policy() -> None:
+    """A preview of a key not created yet: no ARN, and the stack names no account. Its own
+    account's root in its policy must be recognised as its own (KMS001 passes), not judged
+    against a placeholder account."""
+    root = {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*", "Resource": "*"}
+    compliant = json.dumps(policy(root, ADMIN_STMT, USER_STMT))
+    key = res("kms-iac:index:Key", "fresh", policy=compliant, enableKeyRotation=True, arn=UNKNOWN)
+    (view,) = views([key])  # no account given, as for a stack without kms-iac:account config
+    assert view.account == ACCOUNT
+    found = {f.rule: f.status for f in evaluate([view])}
+    assert found["KMS001"] == "PASS" and found["KMS005"] == "PASS"

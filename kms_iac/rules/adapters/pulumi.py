@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from kms_iac.policy.document import PolicyError, parse_policy
+from kms_iac.rules.adapters.accounts import most_frequent, principal_accounts
 from kms_iac.rules.view import SYMMETRIC, IdentityPolicyView, KeyView, View
 from kms_iac.rules.adapters.values import timestamp
 
@@ -195,7 +196,11 @@ def key_view(res: PulumiResource, account: str | None = None, now: dt.datetime |
     expired = valid_to is not None and valid_to <= now
     return KeyView(
         resource=res.name, source="pulumi",
-        account=_arn_part(arn, 4) or account, region=_arn_part(arn, 3), arn=arn,
+        # A key not created yet (a preview) has no ARN: its account is the configured one, else
+        # the one its policy's principals name most (see accounts.py), never a placeholder that
+        # would make its own root look foreign.
+        account=_arn_part(arn, 4) or account or most_frequent(principal_accounts(policy)),
+        region=_arn_part(arn, 3), arn=arn,
         key_spec=SYMMETRIC if key_spec is None else _known(key_spec),
         key_usage="ENCRYPT_DECRYPT" if usage is None else _known(usage),
         origin=origin, custom_key_store_id=custom_store,
