@@ -209,3 +209,75 @@ def test_a_verified_signature_is_remembered_only_for_the_identical_request(monke
     with pytest.raises(InvalidSignatureException, match="Signature expired"):
         sigv4.verify(directory, headers, "POST", "/", body, now + 301, "", memo)
     assert len(computed) == 4
+
+
+def _raw_request(port: int, operation: str, params: dict, extra: str = "") -> bytes:
+    import json as _json
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = _json.dumps(params).encode()
+    req = AWSRequest("POST", f"http://127.0.0.1:{port}/", data=body,
+                     headers={"X-Amz-Target": f"TrentService.{operation}", "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(Credentials("AKIDTEST", "secret"), "kms", "us-east-1").add_auth(req)
+    head = "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+    return (f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def test_every_answer_leaves_after_its_audit_record(tmp_path: Path):
+    """The server writes a loop turn's audit records in one write, before any of their answers."""
+    import http.client
+    import json as _json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kms_iac.backend.audit import read_events
+
+    data = tmp_path / "data"
+    srv = ServerProcess(data, "--workers", "1").start()
+    try:
+        port = int(srv.url.rsplit(":", 1)[1])
+        key = srv.client().create_key()["KeyMetadata"]["KeyId"]
+
+        def calls(n: int) -> list[str]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            missing = []
+            for _ in range(n):
+                raw = _raw_request(port, "Encrypt", {"KeyId": key, "Plaintext": "eA=="})
+                body = raw.split(b"\r\n\r\n", 1)[1]
+                headers = dict(line.split(": ", 1) for line in raw.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:])
+                conn.request("POST", "/", body, headers)
+                resp = conn.getresponse()
+                resp.read()
+                request_id = resp.getheader("x-amzn-RequestId")
+                if request_id not in {e["requestID"] for e in read_events(data)}:
+                    missing.append(request_id)
+            conn.close()
+            return missing
+
+        with ThreadPoolExecutor(4) as pool:  # several connections: several answers per loop turn
+            assert sum((f.result() for f in [pool.submit(calls, 25) for _ in range(4)]), []) == []
+    finally:
+        srv.stop()
+
+
+def test_nothing_is_answered_or_done_after_connection_close(tmp_path: Path):
+    import socket
+
+    from kms_iac.backend.audit import read_events
+
+    data = tmp_path / "data"
+    srv = ServerProcess(data, "--workers", "1").start()
+    try:
+        port = int(srv.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(_raw_request(port, "ListKeys", {}, "Connection: close\r\n") + _raw_request(port, "CreateKey", {}))
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        assert received.count(b"HTTP/1.1 ") == 1 and b'"Keys"' in received
+        assert srv.client().list_keys()["Keys"] == []
+        assert "CreateKey" not in [e["eventName"] for e in read_events(data)]
+    finally:
+        srv.stop()

@@ -3,7 +3,10 @@
 Every call, allowed or refused, is recorded. Plaintext, data keys and ciphertexts are
 never written: request and response parameters pass through an allow-list per field.
 One ``os.write`` per record on an ``O_APPEND`` descriptor keeps lines whole when a
-server and embedded clients append to the same file.
+server and embedded clients append to the same file. A server holds the records of the
+requests it answers in one turn of its event loop and writes them with one ``os.write``
+(:meth:`AuditLog.hold`, :meth:`AuditLog.flush`) before it sends any of their answers: a
+caller never has an answer whose record is not in the file.
 """
 
 from __future__ import annotations
@@ -119,6 +122,25 @@ class AuditLog:
         self.path = data_dir / AUDIT_FILE
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lock = threading.Lock()
+        self._held: list[bytes] | None = None  # records waiting for flush() (a server's batch)
+
+    def hold(self) -> None:
+        """From now on keep records until :meth:`flush` (whoever calls this flushes before answering)."""
+        with self._lock:
+            if self._held is None:
+                self._held = []
+
+    def flush(self) -> None:
+        """Write the held records, in the order they were made, with one ``os.write``."""
+        with self._lock:
+            if self._held:
+                lines, self._held = b"".join(self._held), []
+                self._write(lines)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # a regular file takes it whole but for a full disk; never drop the rest silently
+            view = view[os.write(self._fd, view):]
 
     def record(
         self,
@@ -156,10 +178,14 @@ class AuditLog:
             event["errorMessage"] = error_message or ""
         line = orjson.dumps(event, default=str) + b"\n"
         with self._lock:
-            os.write(self._fd, line)
+            if self._held is not None:
+                self._held.append(line)
+            else:
+                self._write(line)
 
     def close(self) -> None:
         try:
+            self.flush()
             os.close(self._fd)
         except OSError:
             pass

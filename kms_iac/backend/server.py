@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
+import gc
 import json
 import logging
 import math
@@ -82,6 +83,7 @@ class KmsHttpProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "127.0.0.1"
         self.waiting: collections.deque[_Request] | None = None  # not None while a request is on the pool
+        self.closing = False  # its last answer is queued with the close: answer nothing more
         self._reset()
 
     def _reset(self) -> None:
@@ -123,10 +125,14 @@ class KmsHttpProtocol(asyncio.Protocol):
         self._write_error(err)
 
     def _write_error(self, err: KMSError) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and not self.closing:
             status, headers, body = error_response(err, "-")
-            self.transport.write(_response(status, headers, body, keep_alive=False))
-            self.transport.close()
+            self._send(_response(status, headers, body, keep_alive=False), close=True)
+
+    def _send(self, data: bytes, close: bool) -> None:
+        if close:
+            self.closing = True
+        self.server.send(self.transport, data, close)
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -151,7 +157,7 @@ class KmsHttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.closing:
             return
         parser = self.parser
         if parser.should_upgrade():
@@ -172,7 +178,7 @@ class KmsHttpProtocol(asyncio.Protocol):
     def _answer(self, request: _Request) -> bool:
         """Answer now, or hand the request to the pool (False: the pool's answer comes later)."""
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.closing:
             return True
         if request.error is not None:
             status, rheaders, rbody = error_response(request.error, "-")
@@ -187,30 +193,27 @@ class KmsHttpProtocol(asyncio.Protocol):
                                                                     request, self.peer, None)
                 future.add_done_callback(lambda f: self._answered(request, f))
                 return False
-        transport.write(_response(status, rheaders, rbody, request.keep_alive))
-        if not request.keep_alive:
-            transport.close()
+        self._send(_response(status, rheaders, rbody, request.keep_alive), close=not request.keep_alive)
         return True
 
     def _answered(self, request: _Request, future: "asyncio.Future") -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.closing:
             return
         try:
             status, rheaders, rbody = future.result()
         except Exception:  # answer() never raises but for bugs: still a KMS answer
             log.exception("internal error answering a request")
             status, rheaders, rbody = error_response(KMSInternalException("An internal error has occurred."), "-")
-        transport.write(_response(status, rheaders, rbody, request.keep_alive))
+        self._send(_response(status, rheaders, rbody, request.keep_alive), close=not request.keep_alive)
         if not request.keep_alive:
-            transport.close()
             return
         waiting = self.waiting
         while waiting:
             if not self._answer(waiting.popleft()):
                 return  # on the pool: its answer goes on from here
         self.waiting = None
-        if not transport.is_closing():
+        if not transport.is_closing() and not self.closing:
             transport.resume_reading()
 
 
@@ -228,6 +231,25 @@ class KmsServer:
         self._flusher: asyncio.Task | None = None
         self.pool: ThreadPoolExecutor | None = None  # CPU-heavy requests (RSA, ML-DSA), made in serve()
         self.heavy: set[tuple[str, str]] = set()  # (operation, KeyId) answered on the pool before
+        self._outbox: list[tuple[asyncio.Transport, bytes, bool]] = []  # answers of this loop turn
+
+    def send(self, transport: asyncio.Transport | None, data: bytes, close: bool) -> None:
+        """Queue an answer. Queued answers go out at the end of this turn of the event loop, after
+        one write of their requests' audit records (see :mod:`kms_iac.backend.audit`)."""
+        if transport is None:
+            return
+        self._outbox.append((transport, data, close))
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._send_all)
+
+    def _send_all(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        self.backend.audit.flush()  # before any answer leaves: no answer without its record
+        for transport, data, close in outbox:
+            if not transport.is_closing():
+                transport.write(data)
+                if close:
+                    transport.close()
 
     def respond(self, request: "_Request", peer: str, heavy: set | None) -> tuple[int, dict[str, str], bytes]:
         """One request's answer (headers lower-cased); Offload on the event loop for heavy work."""
@@ -277,10 +299,16 @@ class KmsServer:
         else:
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port,
                                                     reuse_address=True, backlog=1024)
+        # Everything made so far (modules, the service model, the backend) lives as long as the
+        # server: moved out of the collector's sight, so its full collections, which requests'
+        # surviving objects set off now and then, do not walk it all each time
+        gc.collect()
+        gc.freeze()
         # CPU-heavy requests go to threads (cryptography releases the GIL in RSA and ML-DSA), so
         # the loop keeps answering everything else; as many as cores, as the loop needs one too
         self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="kms-iac-heavy")
         self.backend.offload_from = threading.get_ident()
+        self.backend.audit.hold()  # records of a loop turn's requests: one write, before their answers
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         if ready_line:
