@@ -2,6 +2,10 @@
 backend with authentication + authorization off (no principals file) and on (SigV4
 verification, key policy + IAM policy + grants evaluation), measured side by side in
 interleaved rounds. Target: authorization costs at most 15% of Encrypt throughput.
+
+Client-bound (Python clients on the same machine): ``bench_server.py``, with wrk, gives the
+server-side cost (servers kms-iac and kms-iac+authz, and ``--unique-signatures`` for requests
+each signed on their own).
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
 #!/usr/bin/env python3
-"""Encrypt / Decrypt / GenerateDataKey throughput: kms-iac vs moto vs local-kms.
+"""Encrypt / Decrypt / GenerateDataKey throughput through Python clients: kms-iac vs moto vs local-kms.
+
+Client-bound: these figures say what Python clients (a thin http.client loop, or boto3 with
+``--client boto3``: what an application sees) get from each server. On a small machine the
+clients spend more CPU per request than the servers, so the figures measure the clients as
+much as the servers. ``bench_server.py`` measures the servers themselves, with a C load
+generator (wrk).
 
 Every server is driven by the *same* client code over real HTTP from N
 separate client processes, one server at a time so servers never compete for
@@ -666,8 +672,9 @@ def print_table(title: str, headers: list[str], rows: list[list[str]]) -> None:
 def print_report(results: Results, args: argparse.Namespace) -> None:
     """Ops/s and server-CPU tables, failures, keep-alive notes, target verdicts."""
     print(
-        f"{args.client} client, {args.procs} client processes, {args.rounds} rounds of {args.warmup:g}s warm-up + "
-        f"{args.seconds:g}s per server and op, kms-iac --workers {args.kms_iac_workers}"
+        f"CLIENT-BOUND figures: {args.client} Python client, {args.procs} client processes, {args.rounds} rounds of "
+        f"{args.warmup:g}s warm-up + {args.seconds:g}s per server and op, kms-iac --workers {args.kms_iac_workers} "
+        "(servers measured with a C load generator: bench_server.py)"
     )
     print_table(
         "ops/s (median, min–max)",

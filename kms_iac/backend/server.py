@@ -1,9 +1,12 @@
 """The HTTP front door: KMS JSON 1.1 over HTTP/1.1 with keep-alive.
 
-An asyncio protocol with httptools' C parser: requests are answered in the event loop
-(the work per request is microseconds of crypto and a cached SQLite read), which is
-what lets one Python process outrun moto's threaded WSGI server. Parser errors get a
-400 and a closed connection, never a traceback.
+An asyncio protocol (uvloop) with httptools' C parser: requests are answered in the event
+loop (the work per request is microseconds of crypto and a cached SQLite read), except the
+CPU-heavy ones (RSA, ML-DSA: milliseconds), which a thread pool answers so the loop keeps
+serving every other connection. The answers of one loop turn go out together after one
+write of their audit records. ``run`` forks one worker process per CPU by default, all
+sharing the listening socket and the data dir. Parser errors get a 400 and a closed
+connection, never a traceback.
 """
 
 from __future__ import annotations
@@ -34,11 +37,7 @@ log = logging.getLogger("kms_iac.backend")
 ADMIN_TARGET = "KmsIacAdmin."
 MAX_HEADER_BYTES = 64 * 1024  # request line + headers; httptools itself buffers without a limit
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large", 500: b"Internal Server Error"}
-
-
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()}
-
-
 _JSON_FIELDS = b"Content-Type: " + CONTENT_TYPE.encode() + b"\r\nx-amzn-RequestId: "
 
 

@@ -86,12 +86,23 @@ class ParsedAuthorization:
         self.raw = raw
 
 
+# The header as SDKs write it, for this service; a match is read as the general parser below
+# reads it (every part present and well-formed, headers already lower-case, none empty).
+_SDK_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([A-Za-z0-9_]+)/([0-9]{8})/([a-z0-9-]{1,32})/kms/aws4_request, ?"
+    r"SignedHeaders=([a-z0-9-]+(?:;[a-z0-9-]+)*), ?Signature=([0-9a-f]+)")
+
+
 def parse_authorization(headers: Mapping[str, str]) -> ParsedAuthorization:
     """The parts of a SigV4 ``Authorization`` header; AWS's errors for missing or malformed parts."""
     auth = headers.get("authorization")
     if not auth:
         raise MissingAuthenticationTokenException("Missing Authentication Token")
     has_date = bool(headers.get("x-amz-date") or headers.get("date"))
+    sdk = _SDK_AUTHORIZATION.fullmatch(auth) if has_date else None
+    if sdk is not None:
+        akid, date, region, signed_headers, signature = sdk.groups()
+        return ParsedAuthorization(akid, date, region, SERVICE, signed_headers.split(";"), signature, auth)
     algorithm, _, rest = auth.strip().partition(" ")
     params: dict[str, str] = {}
     if algorithm == ALGORITHM:
@@ -122,11 +133,7 @@ def parse_authorization(headers: Mapping[str, str]) -> ParsedAuthorization:
         raise InvalidSignatureException(f"Credential should be scoped to correct service: '{SERVICE}'. ")
     if not _REGION_RE.match(region):
         raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
-    raw = params["SignedHeaders"]
-    if raw.islower() and raw.isprintable() and " " not in raw and ";;" not in raw and raw[:1] != ";" and raw[-1:] != ";":
-        signed = raw.split(";")  # as SDKs write it: what the general reading below gives
-    else:
-        signed = [h.strip().lower() for h in raw.split(";") if h.strip()]
+    signed = [h.strip().lower() for h in params["SignedHeaders"].split(";") if h.strip()]
     return ParsedAuthorization(akid, date, region, service, signed, params["Signature"], auth)
 
 
@@ -266,8 +273,10 @@ class VerifiedSignatures:
     whose Authorization header, signed header values, date headers, session token, method, path,
     query and body all equal a verified one's has that one's signer; its 5-minute window is still
     checked against the clock every time. Real SDK clients sign each request afresh (new date,
-    new body), so they mostly miss: this spares retries and replays, not verification in general.
-    Bounded (entries and body size), per principals directory.
+    new body), so they mostly miss: this spares replays, not verification in general. So that
+    they pay next to nothing for it, a request is remembered only once its Authorization header
+    comes a second time (a set of header strings, seen once). Bounded (entries, body size), per
+    principals directory.
     """
 
     MAX_BODY = 16 * 1024
@@ -275,6 +284,7 @@ class VerifiedSignatures:
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
         self._entries: dict[str, tuple[tuple, tuple[PrincipalEntry, ParsedAuthorization, str]]] = {}
+        self._seen: set[str] = set()
 
     @staticmethod
     def _signed(headers: Mapping[str, str], auth: ParsedAuthorization, method: str, path: str, query: str,
@@ -291,11 +301,17 @@ class VerifiedSignatures:
 
     def put(self, headers: Mapping[str, str], method: str, path: str, query: str, body: bytes,
             verified: tuple[PrincipalEntry, ParsedAuthorization, str]) -> None:
+        raw = verified[1].raw
+        if raw not in self._seen:  # the first time: only noted
+            if len(self._seen) >= 16 * self.capacity:
+                self._seen.clear()
+            self._seen.add(raw)
+            return
         if len(body) > self.MAX_BODY:
             return
         if len(self._entries) >= self.capacity:
             self._entries.clear()  # (thread-safe, unlike evicting one by one)
-        self._entries[verified[1].raw] = (self._signed(headers, verified[1], method, path, query, body), verified)
+        self._entries[raw] = (self._signed(headers, verified[1], method, path, query, body), verified)
 
 
 def verify(directory: Directory, headers: Mapping[str, str], method: str, path: str, body: bytes,
