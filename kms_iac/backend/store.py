@@ -23,6 +23,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -203,8 +204,9 @@ class KeyRecord:
     last_used_event: str | None = None
     last_used_request: str | None = None
 
-    @property
+    @cached_property
     def arn(self) -> str:
+        """Made once per record (its key id, Region and account never change)."""
         return f"arn:aws:kms:{self.region}:{self.account}:key/{self.key_id}"
 
 
