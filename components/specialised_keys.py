@@ -8,16 +8,18 @@ import pulumi
 
 from ._inputs import ComponentInputError, string_list
 from .tenant_key import TenantKey
+from kms_iac.backend.keypairs import HMAC_BYTES, SM2, USAGES
 
-SIGNING_SPECS = ("RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
-                 "ECC_SECG_P256K1")
-HMAC_SPECS = ("HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512")
+# The key specs that sign (RSA, ECDSA curves, Ed25519, ML-DSA-44/65/87), from the backend's
+# spec/usage table; SM2 exists only in the China Regions, so a component does not offer it.
+SIGNING_SPECS = tuple(spec for spec, usages in USAGES.items() if "SIGN_VERIFY" in usages and spec != SM2)
+HMAC_SPECS = tuple(HMAC_BYTES)
 
 
 class SigningKey(TenantKey):
-    """An asymmetric SIGN_VERIFY key: signers may Sign and Verify, verifiers only Verify
-    (and read the public key); administrators manage it; no automatic rotation (KMS
-    does not rotate asymmetric keys)."""
+    """An asymmetric SIGN_VERIFY key (RSA, ECDSA, Ed25519 or ML-DSA; see SIGNING_SPECS):
+    signers may Sign and Verify, verifiers only Verify (and read the public key);
+    administrators manage it; no automatic rotation (KMS does not rotate asymmetric keys)."""
 
     def __init__(self, name: str, *, tenant: str, key_spec: str = "ECC_NIST_P256",
                  signers: Sequence[pulumi.Input[str]] = (), verifiers: Sequence[pulumi.Input[str]] = (),

@@ -123,6 +123,8 @@ class ReplicaKey(_KmsResource):
     arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
     key_state: pulumi.Output[str]
+    key_spec: pulumi.Output[str]  # the primary's
+    key_usage: pulumi.Output[str]
 
     def __init__(
         self,
@@ -142,12 +144,16 @@ class ReplicaKey(_KmsResource):
 
 
 class ExternalKey(_KmsResource):
-    """A key with imported (BYOK) material; ``key_material`` (base64, 32 bytes) is kept secret."""
+    """A key with imported (BYOK) material, kept secret: ``key_material`` is base64 of 32 bytes
+    (``key_spec`` SYMMETRIC_DEFAULT, the default), of the HMAC secret (HMAC_*, with ``key_usage``
+    GENERATE_VERIFY_MAC) or of a PKCS#8 DER private key (RSA_*, ECC_*, ECC_NIST_EDWARDS25519)."""
 
     _spec = EXTERNAL_SPEC
     arn: pulumi.Output[str]
     key_id: pulumi.Output[str]
     key_state: pulumi.Output[str]
+    key_spec: pulumi.Output[str]
+    key_usage: pulumi.Output[str]
     expiration_model: pulumi.Output[str]
 
     def __init__(
@@ -156,6 +162,8 @@ class ExternalKey(_KmsResource):
         opts: Optional[pulumi.ResourceOptions] = None,
         *,
         key_material: Input[str] | None = None,
+        key_spec: Input[str] | None = None,
+        key_usage: Input[str] | None = None,
         valid_to: Input[str] | None = None,
         description: Input[str] | None = None,
         policy: Input[str] | None = None,

@@ -83,6 +83,10 @@ class KeyHandler(ResourceHandler):
             fails.append(("keySpec", f"keySpec must be one of {', '.join(USAGES_BY_SPEC)}"))
         elif isinstance(spec, str) and isinstance(usage, str) and usage not in USAGES_BY_SPEC[spec]:
             fails.append(("keyUsage", f"keyUsage {usage} is not valid for keySpec {spec} (valid: {', '.join(USAGES_BY_SPEC[spec])})"))
+        store = inputs.get("customKeyStoreId")
+        if isinstance(store, str) and store and isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT":
+            # CreateKey: "you can create only symmetric encryption KMS keys" in a CloudHSM key store
+            fails.append(("keySpec", f"a key in a custom key store must be SYMMETRIC_DEFAULT, not {spec}"))
         if inputs.get("enableKeyRotation") is True and isinstance(spec, str) and spec != "SYMMETRIC_DEFAULT":
             fails.append(("enableKeyRotation", f"automatic rotation is only supported for SYMMETRIC_DEFAULT keys, not {spec}"))
         period = inputs.get("rotationPeriodInDays")

@@ -1,8 +1,10 @@
 """``kms-iac:index:ReplicaKey``: a replica, in the provider's Region, of a multi-Region primary key.
 
-The replica shares the primary's key id and material; its description, policy, tags
-and enablement are its own. ReplicateKey is called in the primary's Region (taken from
-``primaryKeyArn``); deleting the replica schedules its deletion with its window.
+The replica shares the primary's key id, key spec, key usage and material (any spec KMS makes
+multi-Region: symmetric, RSA, ECC, Ed25519, ML-DSA, ML-KEM, HMAC), reported as the outputs
+``keySpec`` and ``keyUsage``; its description, policy, tags and enablement are its own.
+ReplicateKey is called in the primary's Region (taken from ``primaryKeyArn``); deleting the
+replica schedules its deletion with its window.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ SPEC = ResourceSpec(
         BYPASS,
         TAGS,
         *KEY_OUTPUTS,
+        Prop("keySpec", "string", "The key spec, the primary key's.", output=True),
+        Prop("keyUsage", "string", "The key usage, the primary key's.", output=True),
     ),
 )
 
@@ -125,6 +129,7 @@ class ReplicaKeyHandler(ResourceHandler):
             "deletionWindowInDays": state.get("deletionWindowInDays") or 30, "isEnabled": md["KeyState"] == "Enabled",
             "bypassPolicyLockoutSafetyCheck": bool(state.get("bypassPolicyLockoutSafetyCheck", False)),
             "tags": tags, "arn": md["Arn"], "keyId": md["KeyId"], "keyState": md["KeyState"],
+            "keySpec": md.get("KeySpec", "SYMMETRIC_DEFAULT"), "keyUsage": md.get("KeyUsage", "ENCRYPT_DECRYPT"),
         }
 
     def update(self, kms, name: str, resource_id: str, olds: dict, news: dict, changes: list[str]) -> dict:
