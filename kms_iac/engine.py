@@ -55,7 +55,9 @@ def engine_env(pulumi_bin: Path, state_dir: Path, home: Path, extra: dict[str, s
     installed in that home. ``AWS_ENDPOINT*`` variables are dropped: the provider's target
     comes from stack config.
     """
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    # PYTHONUNBUFFERED is dropped too: a user's shell rarely has it, and the engine's Python
+    # plugins (provider, policy pack) must start without it (this machine's image sets it).
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT") and k != "PYTHONUNBUFFERED"}
     env = pulumi_env(pulumi_bin, base)
     env.update(PULUMI_HOME=str(home), PULUMI_BACKEND_URL=f"file://{state_dir}", PYTHONPATH=str(ROOT))
     for key in ("PULUMI_IGNORE_AMBIENT_PLUGINS", "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK",

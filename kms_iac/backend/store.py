@@ -17,7 +17,6 @@ store's own connection stays open for as long as the mapping exists.
 
 from __future__ import annotations
 
-import mmap
 import os
 import sqlite3
 import threading
@@ -162,8 +161,6 @@ CREATE TABLE IF NOT EXISTS cks_saved_key_states (
 );
 """
 
-_WAL_HEADERS = 96  # the two copies of the wal-index header (https://sqlite.org/walformat.html)
-
 KEY_MUTABLE = {
     "description", "state", "deletion_date", "pending_window", "policy", "rotation_enabled",
     "rotation_period", "rotation_anchor", "on_demand_rotations", "on_demand_started", "valid_to",
@@ -265,22 +262,6 @@ class Store:
         except sqlite3.Error:  # a damaged or unwritable database: do not leak the connection
             self._conn.close()
             raise
-        self._shm = self._map_wal_index()
-        self._wal_header = self._shm[:_WAL_HEADERS] if self._shm is not None else b""
-
-    def _map_wal_index(self) -> mmap.mmap | None:
-        """The ``-shm`` file's first bytes, mapped read-only (None: ask data_version instead)."""
-        try:
-            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                return None
-            with open(f"{self.path}-shm", "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < _WAL_HEADERS:
-                    return None
-                return mmap.mmap(f.fileno(), min(size, mmap.PAGESIZE), access=mmap.ACCESS_READ)
-        except (OSError, ValueError, sqlite3.Error):
-            return None
 
     # -- transactions and cache coherence -------------------------------------------------
 
@@ -296,13 +277,12 @@ class Store:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def refresh(self) -> None:
-        """Drop cached rows if another connection committed since we last looked."""
-        if self._shm is not None:
-            header = self._shm[:_WAL_HEADERS]
-            if header != self._wal_header:  # a commit (ours too, which already dropped them: harmless)
-                self._wal_header = header
-                self._new_cache()
-            return
+        """Drop cached rows if another connection committed since we last looked.
+
+        SQLite's own counter, not a peek at the ``-shm`` wal-index: opening and closing that
+        file from Python would release the POSIX locks SQLite holds on it in this process
+        (closing any descriptor of a file drops all of a process's locks on it), and another
+        process would then reinitialise the wal-index under our connection."""
         version = self._read_data_version()
         if version != self._data_version:
             self._data_version = version
@@ -344,9 +324,6 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            if self._shm is not None:
-                self._shm.close()
-                self._shm = None
             self._conn.close()
 
     # -- keys -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,11 +271,22 @@ def _capture_stack_config(on_configure: Callable[[Any, Any], None]) -> None:
     sdk._PolicyAnalyzerServicer.ConfigureStack = configure_stack
 
 
+def _unbuffered_stdout() -> None:
+    """pulumi-policy announces its port with ``sys.stdout.buffer.write`` and no flush; unless
+    the language host sets PYTHONUNBUFFERED, the line sits in the buffer (stdout is a pipe) and
+    the engine waits for it forever. Make stdout unbuffered so the pack starts under any host."""
+    import io
+
+    sys.stdout.flush()
+    sys.stdout = io.TextIOWrapper(open(sys.stdout.fileno(), "wb", buffering=0, closefd=False), write_through=True)
+
+
 def serve() -> None:
     """Run the pack (what the engine starts through the language host); blocks until stopped."""
     import grpc
     import pulumi_policy as pp
 
+    _unbuffered_stdout()
     state = PackState()
 
     def on_configure(request, context) -> None:
