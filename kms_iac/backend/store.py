@@ -3,21 +3,12 @@
 Every acknowledged write is a committed transaction (``synchronous=FULL``), so it
 survives ``kill -9`` and power loss. Several processes (a server and embedded clients)
 may share one data dir: writers take ``BEGIN IMMEDIATE``, and each process keeps a
-read cache that it drops whenever another connection committed.
-
-"Another connection committed" is read, before every request, from the WAL index header
-at the start of the ``-shm`` file (SQLite's documented wal-index format: two copies of a
-48-byte header that every commit changes: frame count, checksums, salts), memory-mapped
-read-only: a comparison of 96 bytes instead of a ``PRAGMA data_version`` statement, which
-cost ~8% of a symmetric Encrypt's server time. Where there is no such file to map (not WAL
-mode), ``PRAGMA data_version`` is asked as before. The mapping is safe to keep: SQLite only
-truncates the ``-shm`` file when the connection opening it is the only one using it, and this
-store's own connection stays open for as long as the mapping exists.
+read cache that it drops whenever SQLite's ``data_version`` says another connection
+committed (see :meth:`Store.refresh`).
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from contextlib import contextmanager
