@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from kms_iac.bundled import PACKAGE_DIR, SOURCE_ROOT, bundled, installed_from_wheel
+from kms_iac.cli.passthrough import passthrough_command
 from kms_iac.toolchain._common import point_symlink
 from kms_iac.toolchain.checkov_env import checkov_env_dir, checkov_ready, requirements_file
 
@@ -93,9 +94,7 @@ def _check_rules_config() -> None:
         raise CheckovError(str(e)) from None
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                                 "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@passthrough_command
 def checkov(args: tuple[str, ...]) -> None:
     """Run checkov with kms-iac's CKV_KMSIAC_<n> checks (all arguments go to checkov)."""
     cmd = checkov_command(args)

@@ -27,6 +27,7 @@ from typing import Callable
 import click
 
 from kms_iac.cli.errors import CliError
+from kms_iac.cli.passthrough import passthrough_command
 from kms_iac.provider import PACKAGE
 from kms_iac.toolchain._common import ToolchainError
 
@@ -82,9 +83,7 @@ def provided(ensure: Callable[[], Path]) -> Path:
         raise CliError(str(e)) from None
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                                 "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@passthrough_command
 def pulumi(args: tuple[str, ...]) -> None:
     """Run the pinned Pulumi CLI for a local project (all arguments go to pulumi; built once if needed)."""
     from kms_iac.toolchain.pulumi_cli import ensure_pulumi, pulumi_env
