@@ -21,6 +21,7 @@ agreement test calls.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -220,7 +221,9 @@ def render_cfn(cases: Iterable[Case], identity_cases: Iterable[IdentityCase], st
     if intrinsic:
         template["Parameters"] = {"AppRoleName": {"Type": "String", "Default": "App"}}
     template["Resources"] = resources
-    return template
+    # A fresh tree: tests damage rendered templates in place, and the intrinsic forms above
+    # (and the cases' own values) must not change under the next test.
+    return copy.deepcopy(template)
 
 
 class _ShortFormDumper(yaml.SafeDumper):
@@ -515,7 +518,7 @@ def plan_document(resources: list[_Res], *, deleted: Iterable[_Res] = (), replac
         config_root["resources"].append({"address": "data.aws_caller_identity.current", "mode": "data",
                                          "type": "aws_caller_identity", "name": "current",
                                          "provider_config_key": "aws", "schema_version": 0})
-    return {
+    return copy.deepcopy({  # a fresh tree, as render_cfn's
         "format_version": "1.2", "terraform_version": "1.9.8",
         "variables": {"region": {"value": region}},
         "planned_values": {"root_module": planned},
@@ -527,7 +530,7 @@ def plan_document(resources: list[_Res], *, deleted: Iterable[_Res] = (), replac
                           "root_module": config_root},
         "relevant_attributes": [{"resource": "data.aws_caller_identity.current", "attribute": ["account_id"]}],
         "timestamp": "2026-12-01T15:00:00Z", "applyable": True, "complete": True, "errored": False,
-    }
+    })
 
 
 def tf_key_resources(cases: Iterable[Case], identity_cases: Iterable[IdentityCase] = ()) -> list[_Res]:

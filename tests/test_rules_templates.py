@@ -369,6 +369,19 @@ def _slots(node, out) -> list:
     return out
 
 
+def test_rendered_documents_share_nothing_with_the_next_render() -> None:
+    """The damage tests above and below write into rendered documents; a render that shared a
+    dict with the cases or the intrinsic forms let one random example break later tests (CI
+    saw CompliantBaseline fail KMS001 after a root ``Fn::Sub`` was overwritten)."""
+    for render in (lambda: render_cfn(CFN_CASES, IDENTITY_CASES), lambda: render_cfn(CFN_CASES, IDENTITY_CASES, style="literal"),
+                   _damaged_plan_base):
+        pristine = copy.deepcopy(render())
+        damaged = render()
+        for container, key in _slots(damaged, []):
+            container[key] = "junk"
+        assert render() == pristine
+
+
 def _damaged_plan_base() -> dict:
     cases = [by_name(n) for n in ("compliant-baseline", "KMS001-FAIL-no-root", "KMS001-FAIL-root-denied",
                                   "KMS008-FAIL-disabled", "KMS002-NA-imported", "KMS001-PASS-root-in-list")]
