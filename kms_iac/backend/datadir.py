@@ -4,7 +4,9 @@ A data dir holds three things that only make sense together (see :mod:`store`,
 :mod:`crypto`, :mod:`audit`):
 
 - ``kms.sqlite3`` (+ ``-wal``/``-shm`` while open): keys, aliases, grants, and every key's
-  material *wrapped* under the root key;
+  material *wrapped* under the root key; ``kms.sqlite3-commits`` beside it is only a hint
+  that tells the processes sharing the dir when to look for each other's commits (safe to
+  delete while nothing runs);
 - ``root.key``: 32 random bytes, the only thing that can unwrap that material;
 - ``audit.log``: the CloudTrail records.
 
