@@ -592,14 +592,26 @@ def print_report(results: dict[str, dict[str, Cell]], args: argparse.Namespace) 
     print()
     for op in args.ops:
         parts = []
+        cpu_parts = []
         for a, b in (("kms-iac", "local-kms"), ("kms-iac+authz", "local-kms"), ("kms-iac", "moto")):
             ca, cb = results.get(a, {}).get(op), results.get(b, {}).get(op)
             if ca and cb and cb.ops_per_s:
                 parts.append(f"{a}/{b} {ca.ops_per_s / cb.ops_per_s:.2f}x")
+            cpu_a, cpu_b = _cpu(ca), _cpu(cb)
+            if cpu_a and cpu_b and b == "local-kms":
+                cpu_parts.append(f"{a} {cpu_b / cpu_a:.2f}x less than {b}")
         off, on = results.get("kms-iac", {}).get(op), results.get("kms-iac+authz", {}).get(op)
         if off and on and off.ops_per_s:
             parts.append(f"authorization cost {1 - on.ops_per_s / off.ops_per_s:.1%}")
+        if _cpu(off) and _cpu(on):
+            cpu_parts.append(f"authorization {1 - _cpu(off) / _cpu(on):.1%} of kms-iac+authz's")
         print(f"{op:<19} " + ", ".join(parts))
+        if cpu_parts:  # server CPU per request: what a busy machine's share of CPU does not move
+            print(f"{'':<19} CPU per request: " + ", ".join(cpu_parts))
+
+
+def _cpu(cell: Cell | None) -> float | None:
+    return cell.median(lambda r: r.cpu_us_per_request) if cell else None
 
 
 def main(argv: list[str] | None = None) -> int:
