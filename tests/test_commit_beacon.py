@@ -9,13 +9,16 @@ finished since they last asked, and never miss one that finished before their re
   interleaving of two writers' steps and a reader's checks, exhaustively.
 - Across processes, a reader never sees a state older than a commit announced before its read
   (a writer process renames a key's description in a loop; a reader process checks).
-- A data dir whose beacon cannot be opened (read-only) still sees commits.
+- A data dir whose beacon cannot be opened (read-only) still sees commits; the beacon is
+  made with the database's permissions and owner, so whoever may write one may mark the other.
 """
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -101,6 +104,7 @@ def test_every_interleaving_of_two_writers_and_a_reader_is_safe(tmp_path: Path) 
     commit. Writers hold SQLite's lock in turn, but one's "committed" mark may land after the
     other's "writing" mark, or after the other's whole commit."""
     db = tmp_path / "kms.sqlite3"
+    db.touch()
     beacons = [CommitBeacon(db) for _ in range(3)]  # writer a, writer b, the reader
     reader = beacons[2]
     items = "aaaa" "bbbb" "rrr"  # each writer's four steps in order; three reader checks
@@ -183,3 +187,19 @@ def test_without_a_beacon_commits_are_still_seen(tmp_path: Path) -> None:
     finally:
         store.close()
         writer.close()
+
+
+def test_the_beacon_has_the_databases_permissions(tmp_path: Path) -> None:
+    """Whoever may write the database may mark the beacon (as SQLite makes -wal and -shm)."""
+    Backend(tmp_path).close()
+    db = tmp_path / "kms.sqlite3"
+    beacon = tmp_path / ("kms.sqlite3" + CommitBeacon.SUFFIX)
+    beacon.unlink()
+    db.chmod(0o664)
+    old_umask = os.umask(0o077)
+    try:
+        Backend(tmp_path).close()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(beacon.stat().st_mode) == 0o664
+    assert (beacon.stat().st_uid, beacon.stat().st_gid) == (db.stat().st_uid, db.stat().st_gid)

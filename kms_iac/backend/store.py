@@ -248,7 +248,10 @@ class CommitBeacon:
     store of a token never seen before, and a token is stored once. Tokens rather than a
     counter because the stores are not atomic read-modify-writes across processes: a late
     store of a counter could bring back a value a reader has already trusted. A writer that
-    dies between its two stores leaves an odd token, and readers keep asking SQLite.
+    dies between its two stores leaves an odd token, and readers keep asking SQLite. A
+    process that cannot open the beacon (a read-only data dir) asks SQLite every time; the
+    beacon has the database's mode and owner, so a process that can write the database can
+    also mark the beacon.
 
     Aligned 8-byte loads and stores through a ``memoryview`` are single machine accesses, so
     a reader never sees half of one token. A separate file, never SQLite's ``-shm``: closing a
@@ -258,9 +261,16 @@ class CommitBeacon:
     SUFFIX = "-commits"
 
     def __init__(self, db: Path) -> None:
-        fd = os.open(str(db.with_name(db.name + self.SUFFIX)), os.O_RDWR | os.O_CREAT, 0o600)
+        # Made with the database's permissions and owner, as SQLite makes its -wal and -shm:
+        # whoever may write the database may mark the beacon, so no writer goes unannounced
+        db_stat = os.stat(db)
+        fd = os.open(str(db.with_name(db.name + self.SUFFIX)), os.O_RDWR | os.O_CREAT, db_stat.st_mode & 0o666)
         try:
-            if os.fstat(fd).st_size < 8:
+            info = os.fstat(fd)
+            if info.st_size < 8:
+                os.fchmod(fd, db_stat.st_mode & 0o666)  # the umask narrowed the mode above
+                if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (db_stat.st_uid, db_stat.st_gid):
+                    os.fchown(fd, db_stat.st_uid, db_stat.st_gid)
                 os.ftruncate(fd, 8)  # zero-filled: token 0, even, "nothing trusted yet" to no one
             self._map = mmap.mmap(fd, 8)
         finally:
