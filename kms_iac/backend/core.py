@@ -234,6 +234,10 @@ class Backend:
         """The default account root's request context; authentication then names the actual caller (or refuses)."""
         return RequestContext.root(kw.pop("account", self.account), kw.pop("region", self.region), **kw)
 
+    def request_context(self, source_ip: str, user_agent: str, source_vpce: str | None) -> RequestContext:
+        """:meth:`context` for a request off the wire (made for every request: no keyword handling)."""
+        return RequestContext.for_request(self.account, self.region, source_ip, user_agent, source_vpce)
+
     # -- the dispatcher ---------------------------------------------------------------
 
     def handle(self, operation: str, body: Any, ctx: RequestContext) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 KEY_ID_RE = re.compile(r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
 ARN_RE = re.compile(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)$")
@@ -23,6 +24,7 @@ class KeyRef:
     raw: str = ""
 
 
+@lru_cache(maxsize=4096)  # a client names the same few keys again and again; KeyRef is immutable
 def parse_key_ref(raw: str) -> KeyRef | None:
     """Return the parsed reference, or None when ``raw`` is none of AWS's accepted forms."""
     if raw.startswith("arn:"):

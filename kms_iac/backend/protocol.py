@@ -6,7 +6,7 @@ gets the same answer, byte for byte, whichever door it came through.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import logging
 import threading
 
@@ -30,8 +30,9 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def _json_default(value: object) -> str:
+    """Blobs as base64 text, as the JSON protocol sends them (binascii: no base64 module wrapper)."""
     if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode()
+        return binascii.b2a_base64(value, newline=False).decode("ascii")
     raise TypeError(type(value).__name__)
 
 
@@ -77,7 +78,7 @@ def answer(
     ``heavy``: the server's set of (operation, KeyId) that went to the pool before; such a
     request is sent there straight after its JSON is read, skipping a first run that would
     only end in Offload."""
-    ctx = backend.context(source_ip=source_ip, user_agent=h.get("user-agent", ""), source_vpce=h.get("x-kms-iac-source-vpce"))
+    ctx = backend.request_context(source_ip, h.get("user-agent", ""), h.get("x-kms-iac-source-vpce"))
     operation = ""
     doc: dict = {}
     try:

@@ -38,6 +38,7 @@ ADMIN_TARGET = "KmsIacAdmin."
 MAX_HEADER_BYTES = 64 * 1024  # request line + headers; httptools itself buffers without a limit
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 413: b"Payload Too Large", 500: b"Internal Server Error"}
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()}
+_HEADER_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-cased text
 _JSON_FIELDS = b"Content-Type: " + CONTENT_TYPE.encode() + b"\r\nx-amzn-RequestId: "
 
 
@@ -144,7 +145,12 @@ class KmsHttpProtocol(asyncio.Protocol):
         self.in_body = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < 256:  # the few names clients send, remembered; never an unbounded cache
+                _HEADER_NAMES[name] = key
+        self.headers[key] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
         self.body_len += len(body)
