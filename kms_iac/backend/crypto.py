@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kms_iac.backend.entropy import random_bytes
+
 ROOT_KEY_FILE = "root.key"
 ROOT_KEY_LEN = 32
 BLOB_MAGIC = b"KIAC"
@@ -127,7 +129,7 @@ def _aead(material: bytes) -> AESGCM:
 
 
 def seal(material: bytes, key_id: str, version: int, plaintext: bytes, context: dict | None) -> bytes:
-    nonce = os.urandom(NONCE_LEN)
+    nonce = random_bytes(NONCE_LEN)
     header = _header(key_id, version, nonce)
     return header + _aead(material).encrypt(nonce, plaintext, header + context_bytes(context) if context else header)
 

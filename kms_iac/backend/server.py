@@ -237,6 +237,7 @@ class KmsServer:
         self.pool: ThreadPoolExecutor | None = None  # CPU-heavy requests (RSA, ML-DSA), made in serve()
         self.heavy: set[tuple[str, str]] = set()  # (operation, KeyId) answered on the pool before
         self._outbox: list[tuple[asyncio.Transport, bytes, bool]] = []  # answers of this loop turn
+        self._loop: asyncio.AbstractEventLoop | None = None  # serve()'s (get_running_loop asks getpid() each time)
 
     def send(self, transport: asyncio.Transport | None, data: bytes, close: bool) -> None:
         """Queue an answer. Queued answers go out at the end of this turn of the event loop, after
@@ -245,7 +246,7 @@ class KmsServer:
             return
         self._outbox.append((transport, data, close))
         if len(self._outbox) == 1:
-            asyncio.get_running_loop().call_soon(self._send_all)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._send_all)
 
     def _send_all(self) -> None:
         outbox, self._outbox = self._outbox, []
@@ -292,7 +293,7 @@ class KmsServer:
                 pass
 
     async def serve(self, ready_line: bool = True) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import os
-
 from kms_iac.backend import crypto
 from kms_iac.backend.core import Call
+from kms_iac.backend.entropy import random_bytes
 from kms_iac.backend.errors import (
     IncorrectKeyException,
     InvalidCiphertextException,
@@ -233,7 +232,7 @@ def generate_data_key(call: Call, params: dict, key: KeyRecord) -> dict:
     size = _data_key_size(params)
     check_usage(key, None)
     refuse_recipient(params)
-    plaintext = os.urandom(size)
+    plaintext = random_bytes(size)
     blob, material_id = seal(call, key, plaintext, params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": key.arn, "KeyMaterialId": material_id}
 
@@ -242,7 +241,7 @@ def generate_data_key(call: Call, params: dict, key: KeyRecord) -> dict:
 def generate_data_key_without_plaintext(call: Call, params: dict, key: KeyRecord) -> dict:
     size = _data_key_size(params)
     check_usage(key, None)
-    blob, material_id = seal(call, key, os.urandom(size), params.get("EncryptionContext"))
+    blob, material_id = seal(call, key, random_bytes(size), params.get("EncryptionContext"))
     return {"CiphertextBlob": blob, "KeyId": key.arn, "KeyMaterialId": material_id}
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 from kms_iac.backend.core import Call
+from kms_iac.backend.entropy import random_bytes
 from kms_iac.backend.errors import ValidationException
 from kms_iac.backend.ops import operation
 from kms_iac.backend.ops.encryption import refuse_recipient
@@ -20,4 +19,4 @@ def generate_random(call: Call, params: dict) -> dict:
         from kms_iac.backend.ops.custom_key_stores import hsm_random
 
         return {"Plaintext": hsm_random(call, params["CustomKeyStoreId"], n)}
-    return {"Plaintext": os.urandom(n)}
+    return {"Plaintext": random_bytes(n)}
