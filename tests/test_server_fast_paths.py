@@ -147,6 +147,58 @@ def test_serve_defaults_to_one_worker_per_cpu_and_workers_die_with_it(tmp_path: 
         srv.kill()
 
 
+def _established_on(pid: int, port: int) -> int:
+    """How many established TCP connections on the server's ``port`` process ``pid`` holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held += 1
+    return held
+
+
+def test_connections_are_handed_to_the_workers_in_turn(tmp_path: Path):
+    """16 connections opened at once end up 8 and 8 on two workers (a shared listening socket let
+    the first worker to wake take them all), and every one is answered."""
+    import http.client
+
+    srv = ServerProcess(tmp_path / "data", "--workers", "2").start()
+    conns: list[http.client.HTTPConnection] = []
+    try:
+        parent = srv.proc.pid
+        children = [int(p) for p in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        port = int(srv.url.rsplit(":", 1)[1])
+        for _ in range(16):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.connect()
+            conns.append(conn)
+        for conn in conns:  # answered: the worker holding it has taken it over
+            conn.request("POST", "/", body=b"{}", headers={"X-Amz-Target": "TrentService.ListKeys",
+                                                          "Content-Type": "application/x-amz-json-1.1"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 400  # unsigned: MissingAuthenticationToken, from a worker
+        assert sorted(_established_on(c, port) for c in children) == [8, 8]
+        assert _established_on(parent, port) == 0  # the parent keeps none it handed over
+    finally:
+        for conn in conns:
+            conn.close()
+        srv.stop()
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]

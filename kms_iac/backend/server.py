@@ -5,7 +5,7 @@ loop (the work per request is microseconds of crypto and a cached SQLite read), 
 CPU-heavy ones (RSA, ML-DSA: milliseconds), which a thread pool answers so the loop keeps
 serving every other connection. The answers of one loop turn go out together after one
 write of their audit records. ``run`` forks one worker process per CPU by default, all
-sharing the listening socket and the data dir. Parser errors get a 400 and a closed
+sharing the data dir; the parent accepts connections and hands them to the workers in turn. Parser errors get a 400 and a closed
 connection, never a traceback.
 """
 
@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -226,9 +227,10 @@ class KmsServer:
     """Owns the backend and the listening socket; stops cleanly on SIGTERM/SIGINT."""
 
     def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 4599, clock_control: bool = False,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None, handoff: socket.socket | None = None) -> None:
         self.backend = backend
         self.sock = sock
+        self.handoff = handoff  # a worker's end of its socket pair: connections the parent accepted (see run())
         self.host = host
         self.port = port
         self.clock_control = clock_control
@@ -284,6 +286,25 @@ class KmsServer:
             return 400, headers, encode({"__type": "SerializationException", "message": "Bad admin request"})
         return 400, headers, encode({"__type": "UnknownOperationException"})
 
+    def _take_connections(self) -> None:
+        """Serve the connections the parent handed over (one message, one descriptor each)."""
+        loop = self._loop
+        assert loop is not None and self.handoff is not None
+        while True:
+            try:
+                message, fds, _flags, _address = socket.recv_fds(self.handoff, 16, 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                message, fds = b"", []
+            if not message and not fds:  # the parent is gone (and this worker goes with it)
+                loop.remove_reader(self.handoff.fileno())
+                return
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                conn.setblocking(False)
+                loop.create_task(loop.connect_accepted_socket(lambda: KmsHttpProtocol(self), conn))
+
     async def _flush_usage_periodically(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -300,7 +321,10 @@ class KmsServer:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
-        if self.sock is not None:  # bound by run() (before the data dir was opened), or a worker's inherited one
+        if self.handoff is not None:  # a worker: the parent accepts, this takes what it hands over
+            self.handoff.setblocking(False)
+            loop.add_reader(self.handoff.fileno(), self._take_connections)
+        elif self.sock is not None:  # bound by run() before the data dir was opened
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), sock=self.sock, backlog=1024)
         else:
             self._server = await loop.create_server(lambda: KmsHttpProtocol(self), self.host, self.port,
@@ -315,15 +339,20 @@ class KmsServer:
         self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="kms-iac-heavy")
         self.backend.offload_from = threading.get_ident()
         self.backend.audit.hold()  # records of a loop turn's requests: one write, before their answers
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
+        if self._server is not None:
+            self.port = self._server.sockets[0].getsockname()[1]
         if ready_line:
             print(f"listening on http://{self.host}:{self.port}", flush=True)
         self._flusher = asyncio.create_task(self._flush_usage_periodically())
         await stop.wait()
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
+        if self.handoff is not None:
+            loop.remove_reader(self.handoff.fileno())
+            self.handoff.close()
         self._flusher.cancel()
-        await self._server.wait_closed() if sys.version_info < (3, 12) else None
+        if self._server is not None and sys.version_info < (3, 12):
+            await self._server.wait_closed()
         self.pool.shutdown(wait=True)  # requests on the pool finish before the store closes
         self.backend.offload_from = None
         self.backend.close()
@@ -403,6 +432,40 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def _hand_out(listener: socket.socket, workers: list[socket.socket]) -> None:
+    """The parent's accept loop: every connection goes to the next worker in turn.
+
+    Workers sharing one listening socket each accepted what they could: the first to wake took
+    every connection waiting, so a client opening 16 connections at once often had all of them
+    on one worker, working one core while the other idled (half the throughput, by chance).
+    Handing connections out in turn (as Node's cluster module does on Linux, for the same
+    reason) spreads them evenly. Keep-alive clients pay this once per connection."""
+    listener.setblocking(True)
+    turn = 0
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(0.05)  # out of descriptors or memory: let the workers close some
+            elif exc.errno == errno.EBADF:
+                return
+            continue
+        with conn:
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            for _ in range(len(workers)):  # a worker that is gone is skipped
+                worker = workers[turn % len(workers)]
+                turn += 1
+                try:
+                    socket.send_fds(worker, [b"c"], [conn.fileno()])
+                    break
+                except OSError:
+                    continue
+
+
 def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control: bool = False, workers: int = 1) -> None:
     """Serve until SIGTERM/SIGINT.
 
@@ -411,7 +474,8 @@ def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control
     failure leaves the data dir as it was. With ``workers > 1`` the parent binds the socket,
     opens the data dir once (so it is checked, and created, before any worker starts), forks
     that many worker processes (each with its own Backend on the same data dir, which the store
-    makes safe) and prints the ready line; the kernel spreads connections over the workers.
+    makes safe), then accepts connections and hands each to the next worker in turn over a
+    socket pair (:func:`_hand_out`), and prints the ready line.
     """
     _install_uvloop()
     sock = bind_socket(host, port)
@@ -426,14 +490,21 @@ def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control
     backend.close()  # checked and created; each worker opens its own (SQLite connections must not cross fork)
     children: list[int] = []
     parent = os.getpid()
-    for _ in range(workers):
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(workers)]
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 _die_with(parent)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into SIGTERM for us
-                asyncio.run(KmsServer(make_backend(), host, port, clock_control, sock=sock).serve(ready_line=False))
+                sock.close()
+                for n, (ours, theirs) in enumerate(pairs):
+                    ours.close()
+                    if n != index:
+                        theirs.close()
+                handoff = pairs[index][1]
+                asyncio.run(KmsServer(make_backend(), host, port, clock_control, handoff=handoff).serve(ready_line=False))
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's code
                 log.exception("worker failed")
                 code = 1
@@ -441,7 +512,10 @@ def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control
                 os._exit(code)
         children.append(pid)
     bound_port = sock.getsockname()[1]
-    sock.close()
+    for _ours, theirs in pairs:
+        theirs.close()
+    threading.Thread(target=_hand_out, args=(sock, [ours for ours, _ in pairs]), name="kms-iac-accept",
+                     daemon=True).start()
 
     def forward(signum: int, _frame: object) -> None:
         for pid in children:
