@@ -8,6 +8,7 @@ boto3 client's ``region_name`` reaches the backend.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Mapping
 
 from kms_iac.backend.context import RequestContext
@@ -36,7 +37,7 @@ def signing_identity(headers: Mapping[str, str]) -> tuple[str, str, str]:
             "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' parameters."
         )
     access_key, region, service = found
-    if not REGION_RE.match(region):
+    if not _valid_region(region):
         raise InvalidSignatureException(f"Credential should be scoped to a valid region, not '{region}'. ")
     return access_key, region, service
 
@@ -50,14 +51,26 @@ def _credential(auth: str) -> tuple[str, str, str] | None:
     start = auth.find("Credential=")
     if start != -1:
         end = auth.find(",", start)
-        scope = auth[start + 11:end if end != -1 else len(auth)]
-        parts = scope.split("/")
-        if (len(parts) == 5 and parts[4] == "aws4_request" and len(parts[1]) == 8 and parts[1].isascii()
-                and parts[1].isdigit() and parts[0] and parts[2] and parts[3]
-                and scope.isprintable() and " " not in scope):  # no whitespace: what [^/,\s] also excludes
-            return parts[0], parts[2], parts[3]
+        found = _scope(auth[start + 11:end if end != -1 else len(auth)])
+        if found is not None:
+            return found
     m = _CREDENTIAL_RE.search(auth)
     return None if m is None else (m.group(1), m.group(3), m.group(4))
+
+
+@lru_cache(maxsize=1024)  # a client's scope is the same all day: read once
+def _scope(scope: str) -> tuple[str, str, str] | None:
+    parts = scope.split("/")
+    if (len(parts) == 5 and parts[4] == "aws4_request" and len(parts[1]) == 8 and parts[1].isascii()
+            and parts[1].isdigit() and parts[0] and parts[2] and parts[3]
+            and scope.isprintable() and " " not in scope):  # no whitespace: what [^/,\s] also excludes
+        return parts[0], parts[2], parts[3]
+    return None
+
+
+@lru_cache(maxsize=256)
+def _valid_region(region: str) -> bool:
+    return REGION_RE.match(region) is not None
 
 
 def context_from_signature(ctx: RequestContext, headers: Mapping[str, str]) -> RequestContext:
