@@ -301,9 +301,15 @@ class KmsServer:
                 loop.remove_reader(self.handoff.fileno())
                 return
             for fd in fds:
-                conn = socket.socket(fileno=fd)
-                conn.setblocking(False)
-                loop.create_task(loop.connect_accepted_socket(lambda: KmsHttpProtocol(self), conn))
+                loop.create_task(self._adopt(socket.socket(fileno=fd)))
+
+    async def _adopt(self, conn: socket.socket) -> None:
+        """Serve one handed-over connection (closed if the loop cannot take it, e.g. already reset)."""
+        try:
+            conn.setblocking(False)
+            await self._loop.connect_accepted_socket(lambda: KmsHttpProtocol(self), conn)  # type: ignore[union-attr]
+        except OSError:
+            conn.close()
 
     async def _flush_usage_periodically(self) -> None:
         while True:

@@ -43,7 +43,8 @@ def local() -> None:
 @click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True,
               help="SQLite durability: FULL survives power loss, NORMAL survives process crashes.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Worker processes sharing the port and the data dir. Default: one per CPU this process may "
+              help="Worker processes sharing the data dir; the server process hands them connections in turn. "
+                   "Default: one per CPU this process may "
                    "run on (1 with --clock-control or --requests-per-second, which keep per-process state).")
 @click.option("--principals", "principals_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML/JSON file of accounts, principals and access keys: only those keys are accepted, "
