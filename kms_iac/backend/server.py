@@ -5,8 +5,8 @@ loop (the work per request is microseconds of crypto and a cached SQLite read), 
 CPU-heavy ones (RSA, ML-DSA: milliseconds), which a thread pool answers so the loop keeps
 serving every other connection. The answers of one loop turn go out together after one
 write of their audit records. ``run`` forks one worker process per CPU by default, all
-sharing the data dir; the parent accepts connections and hands them to the workers in turn. Parser errors get a 400 and a closed
-connection, never a traceback.
+sharing the data dir; the parent accepts connections and hands them to the workers in turn.
+Parser errors get a 400 and a closed connection, never a traceback.
 """
 
 from __future__ import annotations
