@@ -332,3 +332,49 @@ def test_nothing_is_answered_or_done_after_connection_close(tmp_path: Path):
         assert "CreateKey" not in [e["eventName"] for e in read_events(data)]
     finally:
         srv.stop()
+
+
+def test_handed_over_connections_are_read_one_by_one_over_a_stream_pair_too(monkeypatch):
+    """Where AF_UNIX has no SOCK_SEQPACKET (macOS), the pair is a stream: three connections sent
+    back to back still arrive as three, each with its own descriptor."""
+    import socket as socket_module
+
+    from kms_iac.backend import server as server_module
+
+    real = socket_module.socketpair
+
+    def no_seqpacket(family=socket_module.AF_UNIX, kind=socket_module.SOCK_STREAM, proto=0):
+        if kind == socket_module.SOCK_SEQPACKET:
+            raise OSError("not supported here")
+        return real(family, kind, proto)
+
+    monkeypatch.setattr(server_module.socket, "socketpair", no_seqpacket)
+    parent_end, worker_end = server_module._handoff_pair()
+    assert worker_end.type == socket_module.SOCK_STREAM
+    sent = [socket_module.socket(socket_module.AF_INET, socket_module.SOCK_STREAM) for _ in range(3)]
+
+    class Loop:
+        def __init__(self) -> None:
+            self.adopted: list = []
+
+        def create_task(self, coroutine):
+            self.adopted.append(coroutine.cr_frame.f_locals["conn"])
+            coroutine.close()
+
+        def remove_reader(self, fd) -> None:
+            pass
+
+    srv = server_module.KmsServer.__new__(server_module.KmsServer)
+    srv._loop, srv.handoff = Loop(), worker_end
+    worker_end.setblocking(False)
+    try:
+        for sock in sent:
+            socket_module.send_fds(parent_end, [b"c"], [sock.fileno()])
+        srv._take_connections()
+        assert len(srv._loop.adopted) == 3
+        assert [s.family for s in srv._loop.adopted] == [socket_module.AF_INET] * 3
+    finally:
+        for sock in sent + srv._loop.adopted:
+            sock.close()
+        parent_end.close()
+        worker_end.close()

@@ -292,7 +292,7 @@ class KmsServer:
         assert loop is not None and self.handoff is not None
         while True:
             try:
-                message, fds, _flags, _address = socket.recv_fds(self.handoff, 16, 16)
+                message, fds, _flags, _address = socket.recv_fds(self.handoff, 1, 4)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -438,6 +438,16 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+def _handoff_pair() -> tuple[socket.socket, socket.socket]:
+    """The parent's and a worker's ends of the socket pair that connections are passed over:
+    message-preserving where the system has it (Linux), a stream elsewhere (macOS); either way
+    each connection travels as one byte carrying one descriptor, and is read one byte at a time."""
+    try:
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    except (AttributeError, OSError):
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
 def _hand_out(listener: socket.socket, workers: list[socket.socket]) -> None:
     """The parent's accept loop: every connection goes to the next worker in turn.
 
@@ -496,7 +506,7 @@ def run(make_backend: Callable[[], Backend], host: str, port: int, clock_control
     backend.close()  # checked and created; each worker opens its own (SQLite connections must not cross fork)
     children: list[int] = []
     parent = os.getpid()
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(workers)]
+    pairs = [_handoff_pair() for _ in range(workers)]
     for index in range(workers):
         pid = os.fork()
         if pid == 0:
