@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402  (sibling module; the benchmarks dir is not a package)
 
-SERVERS = ("kms-iac", "kms-iac+authz", "local-kms", "moto", "kms-iac@baseline")
+SERVERS = ("kms-iac", "kms-iac+authz", "local-kms", "moto", "kms-iac@baseline", "kms-iac@python")
 DEFAULT_SERVERS = SERVERS[:4]
 OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "Sign-RSA_2048", "Sign-ECC_NIST_P256", "DescribeKey")
 PLAINTEXT = bytes(range(256))
@@ -347,8 +347,14 @@ def setup_keys(server: Server, signing_specs: tuple[str, ...]) -> Keys:
     return keys
 
 
-def start_server(name: str, workers: int, work: Path, baseline: Path | None = None) -> Server:
-    """Start one server; ``kms-iac@baseline`` is kms-iac run from another checkout (``--baseline``)."""
+def start_server(name: str, workers: int, work: Path, baseline: Path | None = None,
+                 python: str | None = None) -> Server:
+    """Start one server; ``kms-iac@baseline`` is kms-iac run from another checkout (``--baseline``),
+    ``kms-iac@python`` this checkout served by another interpreter (``--python``)."""
+    if name == "kms-iac@python":
+        if not python:
+            raise peers.PeerUnavailable("kms-iac@python needs --python PATH")
+        return Server(name, peers.start_kms_iac(workers=workers, python=python), ANY_CREDENTIALS)
     if name in ("kms-iac", "kms-iac@baseline"):
         source = baseline if name == "kms-iac@baseline" else None
         return Server(name, peers.start_kms_iac(workers=workers, source=source), ANY_CREDENTIALS)
@@ -576,6 +582,8 @@ def print_report(results: dict[str, dict[str, Cell]], args: argparse.Namespace) 
     print(f"\nwrk: {args.threads} thread(s), {args.connections} connections, {sent}, "
           f"{args.seconds:g} s x {args.rounds} alternated rounds (medians); kms-iac --workers {args.workers}; "
           f"{os.cpu_count()} CPUs; load average at start {args.load_at_start}")
+    print(f"kms-iac served by Python {platform.python_version()} at {os.path.realpath(sys.executable)}"
+          + (f"; kms-iac@python by {os.path.realpath(args.python)}" if "kms-iac@python" in names else ""))
     header = f"{'op':<19} {'server':<14} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}"
     print(header)
     print("-" * len(header))
@@ -624,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="kms-iac worker processes (default: the machine's CPUs)")
     ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS), help=f"comma list of {','.join(SERVERS)}")
     ap.add_argument("--baseline", type=Path, help="a checkout of another kms-iac version, served as kms-iac@baseline")
+    ap.add_argument("--python", help="another interpreter (with kms-iac's dependencies) serving this checkout as "
+                                     "kms-iac@python")
     ap.add_argument("--ops", default=",".join(OPS), help=f"comma list of {','.join(OPS)}")
     ap.add_argument("--startup", type=int, default=5, metavar="N", help="start-up runs per server (0: skip)")
     ap.add_argument("--interference", action="store_true",
@@ -656,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.servers:
                 log(f"== starting {name}")
                 try:
-                    server = start_server(name, args.workers, work, args.baseline)
+                    server = start_server(name, args.workers, work, args.baseline, args.python)
                 except peers.PeerUnavailable as exc:
                     log(f"  skipped: {exc}")
                     continue

@@ -316,19 +316,22 @@ KMS_IAC_WORKERS = int(os.environ.get("KMS_IAC_BENCH_WORKERS", "2"))
 
 
 def start_kms_iac(port: int | None = None, data_dir: Path | None = None, workers: int | None = None,
-                  principals: Path | None = None, source: Path | None = None) -> ServerHandle:
+                  principals: Path | None = None, source: Path | None = None,
+                  python: str | None = None) -> ServerHandle:
     """kms-iac's own server; ready once it printed ``listening on http://HOST:PORT``.
 
     ``workers``: worker processes (default :data:`KMS_IAC_WORKERS`); ``principals``: a
     principals file, which turns on SigV4 verification and authorization; ``source``: run the
-    kms-iac of another checkout (e.g. the previous version, for before/after figures in one run).
+    kms-iac of another checkout (e.g. the previous version, for before/after figures in one run);
+    ``python``: the interpreter to serve with (default: this one), which needs kms-iac's dependencies.
 
     The import check runs in a child with the server's exact environment, so
     "importable here" and "importable by the server" cannot disagree.
     """
     env = _kms_iac_env(source)
+    python = python or sys.executable
     probe = subprocess.run(
-        [sys.executable, "-c", "import kms_iac"],
+        [python, "-c", "import kms_iac"],
         cwd=source or REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True,
     )  # fmt: skip
     if probe.returncode != 0:
@@ -341,7 +344,7 @@ def start_kms_iac(port: int | None = None, data_dir: Path | None = None, workers
         cleanup.append(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "kms_iac", "local", "serve",
+        python, "-m", "kms_iac", "local", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
         "--workers", str(workers or KMS_IAC_WORKERS),
     ]  # fmt: skip

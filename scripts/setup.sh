@@ -5,15 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PY="${PYTHON:-}"
-if [ -z "$PY" ]; then
-  for cand in python3.11 python3; do
-    if command -v "$cand" >/dev/null 2>&1; then PY="$cand"; break; fi
-  done
-fi
-"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
-  echo "setup: Python 3.11+ is required (found $("$PY" --version 2>&1))" >&2; exit 1; }
-
 # SoftHSM2: the PKCS#11 token behind local CloudHSM clusters (custom key stores).
 # Installed from the system's packages only when softhsm2-util is missing.
 if ! command -v softhsm2-util >/dev/null 2>&1; then
@@ -32,7 +23,17 @@ VENV=.venv
 STAMP="$VENV/.kms-iac-setup"
 want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -c1-32)
 if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; }; then
-  echo "setup: creating $VENV and installing kms-iac with its test tools (first run only)" >&2
+  # The interpreter: $PYTHON, else the fastest python3.11 here (see scripts/pick_python.sh;
+  # the local server's speed is the interpreter's). A virtualenv made with another is made anew.
+  PY=$(scripts/pick_python.sh)
+  "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
+    echo "setup: Python 3.11+ is required (found $("$PY" --version 2>&1))" >&2; exit 1; }
+  base=$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+  if [ -e "$VENV" ] && [ "$(readlink -f "$VENV/bin/python" 2>/dev/null)" != "$base" ]; then
+    echo "setup: making $VENV anew with $base" >&2
+    rm -rf "$VENV"
+  fi
+  echo "setup: creating $VENV with $base and installing kms-iac with its test tools (first run only)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
