@@ -76,11 +76,14 @@ def _member_name(key: str) -> str:
     return key[:1].lower() + key[1:]
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # shown as they are (most members: no call for them)
+
+
 def _view(value: Any) -> Any:
     """What CloudTrail shows of a request or response: :func:`scrub`'s copy with member names'
     first letters lower-cased, except inside maps of the caller's own keys (encryption contexts)."""
     if isinstance(value, dict):
-        return {_member_name(k): (scrub(v) if k in _VERBATIM_MAPS else _view(v))
+        return {_member_name(k): (v if type(v) in _PLAIN else scrub(v) if k in _VERBATIM_MAPS else _view(v))
                 for k, v in value.items() if k not in _SECRET_FIELDS}
     if isinstance(value, list):
         return [_view(v) for v in value]
@@ -108,6 +111,11 @@ def _identity_of(principal_type: str, account: str, principal_arn: str, access_k
         "accountId": account,
         "accessKeyId": access_key_id,
     }
+
+
+@lru_cache(maxsize=256)
+def _read_only(operation: str) -> bool:
+    return operation.startswith(_READ_ONLY_PREFIXES)
 
 
 @lru_cache(maxsize=4096)
@@ -166,7 +174,7 @@ class AuditLog:
             "responseElements": None if (error_code or operation in _NULL_RESPONSE or not response) else _view(response),
             "requestID": ctx.request_id,
             "eventID": ctx.event_id,
-            "readOnly": operation.startswith(_READ_ONLY_PREFIXES),
+            "readOnly": _read_only(operation),
             "resources": [_resource(a) for a in resources] if resources else [],
             "eventType": "AwsApiCall",
             "managementEvent": True,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -185,7 +184,7 @@ class Authorizer:
     """
 
     def __init__(self) -> None:
-        self._decisions: OrderedDict = OrderedDict()
+        self._decisions: dict = {}  # bounded: let go whole when full (a miss only re-evaluates)
         self._grant_cache: dict = {}
         self._identity: dict[int, tuple[tuple, str]] = {}
 
@@ -225,7 +224,6 @@ class Authorizer:
                          call.store.generation, tuple(sorted(context.items())) if context else (), relevant)
             decision = self._decisions.get(cache_key)
             if decision is not None:
-                self._decisions.move_to_end(cache_key)
                 self._raise_if_denied(ctx.principal_arn, action, key.arn, decision)
                 return
         if conditions is None:
@@ -234,9 +232,9 @@ class Authorizer:
         request = Request(action=action, resource=key.arn, context=conditions, encryption_context=context)
         decision = evaluate(key.policy, principal, request, self._grants(call, key))
         if cache_key is not None:
+            if len(self._decisions) >= 10_000:
+                self._decisions.clear()
             self._decisions[cache_key] = decision
-            if len(self._decisions) > 10_000:
-                self._decisions.popitem(last=False)
         self._raise_if_denied(principal.arn, action, key.arn, decision)
 
     @staticmethod

@@ -70,6 +70,8 @@ def _dry_run(params: dict) -> None:
 class Call:
     """One request in flight: what an operation function may use."""
 
+    __slots__ = ("backend", "ctx", "now", "operation", "conn", "resources", "params")  # one per request
+
     def __init__(self, backend: "Backend", ctx: RequestContext, now: float, operation: str) -> None:
         self.backend = backend
         self.ctx = ctx

@@ -290,7 +290,7 @@ class VerifiedSignatures:
     def _signed(headers: Mapping[str, str], auth: ParsedAuthorization, method: str, path: str, query: str,
                 body: bytes) -> tuple:
         return (method, path, query, body, headers.get("x-amz-date"), headers.get("date"),
-                headers.get("x-amz-security-token"), tuple(headers.get(n) for n in auth.signed_headers))
+                headers.get("x-amz-security-token"), tuple(map(headers.get, auth.signed_headers)))
 
     def get(self, headers: Mapping[str, str], method: str, path: str, query: str,
             body: bytes) -> tuple[PrincipalEntry, ParsedAuthorization, str] | None:
