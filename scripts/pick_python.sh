@@ -8,8 +8,8 @@
 # python3.11 can host a virtualenv, python3 (if it is 3.11 or later).
 #
 # Why: the local server is bound by the interpreter, and the same CPython version can be a
-# third slower as a shared-libpython build without PGO (pyenv's default) than as a static
-# PGO+LTO one (Debian's /usr/bin/python3.11).
+# third slower as a shared-libpython build without --enable-optimizations (pyenv's default)
+# than with libpython linked in (Debian's /usr/bin/python3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

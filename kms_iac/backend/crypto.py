@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -102,8 +102,7 @@ def context_bytes(context: dict[str, str] | None) -> bytes:
     return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@dataclass(frozen=True)
-class BlobHeader:
+class BlobHeader(NamedTuple):  # read for every Decrypt: a tuple is made in a third of a frozen dataclass's time
     key_id: str
     version: int
     raw: bytes  # the header bytes, authenticated as additional data
