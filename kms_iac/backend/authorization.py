@@ -187,6 +187,7 @@ class Authorizer:
         self._decisions: dict = {}  # bounded: let go whole when full (a miss only re-evaluates)
         self._grant_cache: dict = {}
         self._identity: dict[int, tuple[tuple, str]] = {}
+        self._facts: dict[tuple[str, int], tuple[tuple, str, frozenset[str], bool]] = {}
 
     def _identity_json(self, policies: tuple) -> str:
         """Canonical text of a caller's identity policies (the same tuple object per principal: cached by id)."""
@@ -199,6 +200,19 @@ class Authorizer:
         self._identity[id(policies)] = (policies, text)
         return text
 
+    def _policy_facts(self, policy: str, policies: Any) -> tuple[tuple, str, frozenset[str], bool]:
+        """What a decision needs from a key policy and a caller's identity policies, worked out once
+        per pair (every request reads it): the identity policies as canonical text, the condition
+        keys the policies read, and whether decisions may be memoized (not when they read the time)."""
+        policies = tuple(policies)
+        identity_json = self._identity_json(policies)
+        wanted = _referenced_keys(policy, identity_json)
+        facts = (policies, identity_json, wanted, not (wanted & _TIME_KEYS) and "*" not in wanted)
+        if len(self._facts) >= 10_000:
+            self._facts.clear()
+        self._facts[(policy, id(policies))] = facts
+        return facts
+
     def __call__(self, call, operation: str, key: KeyRecord | None, params: dict | None = None) -> None:
         if key is None or operation == "CreateKey":
             principal = principal_of(call.ctx)
@@ -210,11 +224,14 @@ class Authorizer:
         action = f"kms:{operation}"
         params = getattr(call, "params", None) or {}
         context = params.get(_CONTEXT_MEMBER.get(operation, "EncryptionContext")) or {}
-        identity_json = self._identity_json(tuple(getattr(ctx, "identity_policies", ()) or ()))
-        wanted = _referenced_keys(key.policy, identity_json)
+        policies = getattr(ctx, "identity_policies", ()) or ()
+        facts = self._facts.get((key.policy, id(policies)))
+        if facts is None or facts[0] is not policies:
+            facts = self._policy_facts(key.policy, policies)
+        _, identity_json, wanted, memoizable = facts
         conditions = None
         cache_key = None
-        if not (wanted & _TIME_KEYS) and "*" not in wanted:
+        if memoizable:
             relevant: tuple = ()
             if wanted:  # only the condition keys the policies read can change the decision
                 conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted)
