@@ -186,26 +186,14 @@ class Authorizer:
     def __init__(self) -> None:
         self._decisions: dict = {}  # bounded: let go whole when full (a miss only re-evaluates)
         self._grant_cache: dict = {}
-        self._identity: dict[int, tuple[tuple, str]] = {}
         self._facts: dict[tuple[str, int], tuple[tuple, str, frozenset[str], bool]] = {}
-
-    def _identity_json(self, policies: tuple) -> str:
-        """Canonical text of a caller's identity policies (the same tuple object per principal: cached by id)."""
-        hit = self._identity.get(id(policies))
-        if hit is not None and hit[0] is policies:
-            return hit[1]
-        text = json.dumps(policies, sort_keys=True, default=str)
-        if len(self._identity) > 10_000:
-            self._identity.clear()
-        self._identity[id(policies)] = (policies, text)
-        return text
 
     def _policy_facts(self, policy: str, policies: Any) -> tuple[tuple, str, frozenset[str], bool]:
         """What a decision needs from a key policy and a caller's identity policies, worked out once
         per pair (every request reads it): the identity policies as canonical text, the condition
         keys the policies read, and whether decisions may be memoized (not when they read the time)."""
         policies = tuple(policies)
-        identity_json = self._identity_json(policies)
+        identity_json = json.dumps(policies, sort_keys=True, default=str)
         wanted = _referenced_keys(policy, identity_json)
         facts = (policies, identity_json, wanted, not (wanted & _TIME_KEYS) and "*" not in wanted)
         if len(self._facts) >= 10_000:
