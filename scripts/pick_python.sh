@@ -7,9 +7,9 @@
 # 10% faster, so equal builds keep PATH's order. Only when no
 # python3.11 can host a virtualenv, python3 (if it is 3.11 or later).
 #
-# Why: the local server is bound by the interpreter, and the same CPython version can be a
-# third slower as a shared-libpython build without --enable-optimizations (pyenv's default)
-# than with libpython linked in (Debian's /usr/bin/python3.11).
+# Why: the local server is bound by the interpreter, and one CPython version can run pure
+# Python up to twice as slowly as a shared-libpython build without --enable-optimizations
+# (pyenv's default) as with libpython linked in (Debian's /usr/bin/python3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,8 +5,8 @@ host kms-iac's virtualenv (older than 3.11, or no ``venv``/``ensurepip``, as on 
 without ``python3.X-venv``).
 
 Why measure: kms-iac's server is bound by the interpreter, and builds of one CPython version
-differ by a third (Debian's, libpython linked in, against pyenv's default: a shared libpython,
-configured without --enable-optimizations).
+can differ up to twofold (Debian's, libpython linked in, against pyenv's default: a shared
+libpython, configured without --enable-optimizations).
 Build flags do not say which is which reliably; timing the same work does."""
 
 import sys
