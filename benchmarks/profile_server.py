@@ -78,6 +78,8 @@ def main() -> int:
     ap.add_argument("--principals", action="store_true", help="serve with a principals file (authorization on)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
+    ap.add_argument("--unique-signatures", type=int, default=0, metavar="N",
+                    help="cycle through N requests each signed on its own (as SDK clients sign) instead of one replayed")
     ap.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
     args = ap.parse_args()
     wrk = bench_server.ensure_wrk()
@@ -95,7 +97,11 @@ def main() -> int:
             raise SystemExit(f"{args.op}: {problem}")
         worker = peers.process_tree(server.handle.proc.pid)[-1]
         raw_path = work / "stacks.txt"
-        load = wrk_run = bench_server.WrkRun(wrk, server.url, body, headers, args.seconds + 2, args.connections, 1)
+        script = bench_server.wrk_script_cycling([
+            bench_server.sign_request(server.url, kms_op, params, server.credentials, nonce=str(n))
+            for n in range(args.unique_signatures)]) if args.unique_signatures else None
+        load = wrk_run = bench_server.WrkRun(wrk, server.url, body, headers, args.seconds + 2, args.connections, 1,
+                                             script)
         time.sleep(1.0)  # profile the steady state, not the connection set-up
         subprocess.run([spy, "record", "--pid", str(worker), "--rate", str(args.rate), "--duration",
                         str(int(args.seconds)), "--format", "raw", "--output", str(raw_path), "--nonblocking"],
@@ -104,7 +110,9 @@ def main() -> int:
         raw = raw_path.read_text()
         if args.raw:
             args.raw.write_text(raw)
-        print(f"{name} {args.op}, --workers 1, wrk 1 thread {args.connections} connections: "
+        sent = f"{args.unique_signatures} requests each signed on its own" if args.unique_signatures else \
+            "one request replayed"
+        print(f"{name} {args.op}, --workers 1, wrk 1 thread {args.connections} connections, {sent}: "
               f"{result.ops_per_s:,.0f} ops/s, p99 {result.p99_us / 1e3:.2f} ms; load average "
               + " ".join(f"{v:.2f}" for v in os.getloadavg()))
         print(summarize(raw, args.top))

@@ -21,7 +21,7 @@ fi
 
 VENV=.venv
 STAMP="$VENV/.kms-iac-setup"
-want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -c1-32)
+want=$(cat pyproject.toml setup.py scripts/setup.sh kms_iac/backend/_sigv4_native.c | sha256sum | cut -c1-32)
 if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; }; then
   # The interpreter: $PYTHON, else the fastest python3.11 here (see scripts/pick_python.sh;
   # the local server's speed is the interpreter's). A virtualenv made with another is made anew.

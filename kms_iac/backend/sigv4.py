@@ -56,6 +56,11 @@ from kms_iac.backend.errors import (
 )
 from kms_iac.backend.principals import Directory, PrincipalEntry
 
+try:  # the C build of expected_signature's common case (see _sigv4_native.c); optional at install
+    from kms_iac.backend._sigv4_native import signature as _native_signature
+except ImportError:  # not built here (no compiler or headers): Python computes every signature
+    _native_signature = None
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "kms"
 MAX_SKEW_SECONDS = 5 * 60
@@ -225,11 +230,25 @@ def expected_signature(secret: str, auth: ParsedAuthorization, timestamp: str, h
     """The SigV4 signature of this request with this secret.
 
     The common case (KMS's JSON protocol: POST to "/", no query string) is computed
-    directly with a cached signing key; anything else goes through botocore's own
-    signer. A test cross-checks the two on many requests.
+    directly with a cached signing key, in C where the extension is built and the header
+    values are printable ASCII; anything else goes through botocore's own signer. A test
+    cross-checks the three on many requests.
     """
     if query or (path or "/") != "/":
         return botocore_signature(secret, auth, timestamp, headers, method, path, body, query)
+    if _native_signature is not None and type(headers) is dict and type(auth.signed_headers) is list:
+        found = _native_signature(method, auth.signed_headers, headers, body, timestamp,
+                                  f"{auth.date}/{auth.region}/{auth.service}/aws4_request",
+                                  _signing_key(secret, auth.date, auth.region, auth.service))
+        if found is not None:
+            return found
+    return python_signature(secret, auth, timestamp, headers, method, body)
+
+
+def python_signature(secret: str, auth: ParsedAuthorization, timestamp: str, headers: Mapping[str, str],
+                     method: str, body: bytes) -> str:
+    """:func:`expected_signature` of a POST to "/" with no query string, in Python (the reference
+    for the C build, and the way for values it leaves to Python)."""
     lines = [method.upper(), "/", ""]
     for name in auth.signed_headers:
         value = headers.get(name, "")
