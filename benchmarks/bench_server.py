@@ -55,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402  (sibling module; the benchmarks dir is not a package)
 
-SERVERS = ("kms-iac", "kms-iac+authz", "local-kms", "moto", "kms-iac@baseline", "kms-iac@python")
+SERVERS = ("kms-iac", "kms-iac+authz", "local-kms", "moto", "kms-iac@baseline", "kms-iac@python",
+           "kms-iac+authz@baseline")
 DEFAULT_SERVERS = SERVERS[:4]
 OPS = ("Encrypt", "Decrypt", "GenerateDataKey", "Sign-RSA_2048", "Sign-ECC_NIST_P256", "DescribeKey")
 PLAINTEXT = bytes(range(256))
@@ -349,7 +350,8 @@ def setup_keys(server: Server, signing_specs: tuple[str, ...]) -> Keys:
 
 def start_server(name: str, workers: int, work: Path, baseline: Path | None = None,
                  python: str | None = None) -> Server:
-    """Start one server; ``kms-iac@baseline`` is kms-iac run from another checkout (``--baseline``),
+    """Start one server; ``kms-iac@baseline`` (``kms-iac+authz@baseline``: with the principals file)
+    is kms-iac run from another checkout (``--baseline``),
     ``kms-iac@python`` this checkout served by another interpreter (``--python``)."""
     if name == "kms-iac@python":
         if not python:
@@ -358,10 +360,12 @@ def start_server(name: str, workers: int, work: Path, baseline: Path | None = No
     if name in ("kms-iac", "kms-iac@baseline"):
         source = baseline if name == "kms-iac@baseline" else None
         return Server(name, peers.start_kms_iac(workers=workers, source=source), ANY_CREDENTIALS)
-    if name == "kms-iac+authz":
+    if name in ("kms-iac+authz", "kms-iac+authz@baseline"):
         principals = work / "principals.json"
         principals.write_text(json.dumps(PRINCIPALS))
-        return Server(name, peers.start_kms_iac(workers=workers, principals=principals), ROOT_CREDENTIALS)
+        source = baseline if name == "kms-iac+authz@baseline" else None
+        return Server(name, peers.start_kms_iac(workers=workers, principals=principals, source=source),
+                      ROOT_CREDENTIALS)
     if name == "local-kms":
         return Server(name, peers.start_local_kms(), ANY_CREDENTIALS)
     if name == "moto":
@@ -631,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="kms-iac worker processes (default: the machine's CPUs)")
     ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS), help=f"comma list of {','.join(SERVERS)}")
-    ap.add_argument("--baseline", type=Path, help="a checkout of another kms-iac version, served as kms-iac@baseline")
+    ap.add_argument("--baseline", type=Path, help="a checkout of another kms-iac version, served as kms-iac@baseline "
+                    "(kms-iac+authz@baseline: with the principals file)")
     ap.add_argument("--python", help="another interpreter (with kms-iac's dependencies) serving this checkout as "
                                      "kms-iac@python")
     ap.add_argument("--ops", default=",".join(OPS), help=f"comma list of {','.join(OPS)}")
