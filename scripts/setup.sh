@@ -33,6 +33,19 @@ if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/pyt
     echo "setup: making $VENV anew with $base" >&2
     rm -rf "$VENV"
   fi
+  # Headers for the one optional C extension (SigV4 verification's hashing,
+  # kms_iac/backend/_sigv4_native.c, against OpenSSL's libcrypto): from the system's packages
+  # when missing, as SoftHSM2 above. Without them the install goes on and sigv4.py computes
+  # every signature in Python.
+  py_include=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  if { [ ! -f "$py_include/Python.h" ] || [ ! -f /usr/include/openssl/sha.h ]; } && command -v apt-get >/dev/null 2>&1; then
+    pkgs="libssl-dev"
+    case "$base" in /usr/bin/*) [ -f "$py_include/Python.h" ] || pkgs="$pkgs $(basename "$base")-dev" ;; esac
+    echo "setup: installing $pkgs (the C build of SigV4 verification)" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >/dev/null; } ||
+      echo "setup: warning: could not install $pkgs; SigV4 signatures will be computed in Python" >&2
+  fi
   echo "setup: creating $VENV with $base and installing kms-iac with its test tools (first run only)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -182,6 +182,8 @@ static PyObject *signature(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_ssize_t name_len;
         const char *name_s = printable_ascii(PyList_GET_ITEM(names, i), &name_len);
+        if (name_s == NULL) /* checked above; a list of str cannot change while the dict is read */
+            goto unhandled;
         if ((i > 0 && buffer_add(&b, ";", 1) < 0) || buffer_add(&b, name_s, name_len) < 0)
             goto done;
     }
