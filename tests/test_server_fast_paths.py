@@ -232,7 +232,7 @@ def _signed(secret: str = "s3cret-key", body: bytes = b'{"KeyId":"x"}') -> tuple
 
 def test_a_verified_signature_is_remembered_only_for_the_identical_request(monkeypatch):
     from kms_iac.backend import sigv4
-    from kms_iac.backend.errors import InvalidSignatureException
+    from kms_iac.backend.errors import InvalidSignatureException, UnrecognizedClientException
     from kms_iac.backend.principals import as_directory
 
     directory = as_directory({"accounts": {"111122223333": {"principals": [{
@@ -259,7 +259,14 @@ def test_a_verified_signature_is_remembered_only_for_the_identical_request(monke
     # the 5-minute window is checked on every use, remembered or not
     with pytest.raises(InvalidSignatureException, match="Signature expired"):
         sigv4.verify(directory, headers, "POST", "/", body, now + 301, "", memo)
+    with pytest.raises(InvalidSignatureException, match="Signature not yet current"):
+        sigv4.verify(directory, headers, "POST", "/", body, now - 301, "", memo)
     assert len(computed) == 5
+    # a session token or date header that the remembered request did not have: verified afresh
+    with pytest.raises(UnrecognizedClientException):  # a token this principal was not given
+        sigv4.verify(directory, {**headers, "x-amz-security-token": "token"}, "POST", "/", body, now, "", memo)
+    sigv4.verify(directory, {**headers, "date": "Wed, 02 Dec 2026 10:00:00 GMT"}, "POST", "/", body, now, "", memo)
+    assert len(computed) == 6  # (X-Amz-Date, which is signed, still dates the request)
 
 
 def _raw_request(port: int, operation: str, params: dict, extra: str = "") -> bytes:

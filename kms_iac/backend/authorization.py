@@ -229,7 +229,8 @@ class Authorizer:
                          call.store.generation, tuple(sorted(context.items())) if context else (), relevant)
             decision = self._decisions.get(cache_key)
             if decision is not None:
-                self._raise_if_denied(ctx.principal_arn, action, key.arn, decision)
+                if not decision.allowed:
+                    self._raise_if_denied(ctx.principal_arn, action, key.arn, decision)
                 return
         if conditions is None:
             conditions = request_context(call, key, operation, want_aliases="kms:resourcealiases" in wanted or "*" in wanted)

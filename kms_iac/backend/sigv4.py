@@ -299,25 +299,23 @@ class VerifiedSignatures:
     """
 
     MAX_BODY = 16 * 1024
+    _DATES = ("x-amz-date", "date", "x-amz-security-token")  # read whether signed or not
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
-        self._entries: dict[str, tuple[tuple, tuple[PrincipalEntry, ParsedAuthorization, str]]] = {}
+        # Authorization header -> (the header names an identical request has, what it had
+        # (method, path, query, body, then those headers' values), the verdict, its signing time)
+        self._entries: dict[str, tuple[tuple[str, ...], tuple, tuple[PrincipalEntry, ParsedAuthorization, str], float]] = {}
         self._seen: set[str] = set()
 
-    @staticmethod
-    def _signed(headers: Mapping[str, str], auth: ParsedAuthorization, method: str, path: str, query: str,
-                body: bytes) -> tuple:
-        return (method, path, query, body, headers.get("x-amz-date"), headers.get("date"),
-                headers.get("x-amz-security-token"), tuple(map(headers.get, auth.signed_headers)))
-
     def get(self, headers: Mapping[str, str], method: str, path: str, query: str,
-            body: bytes) -> tuple[PrincipalEntry, ParsedAuthorization, str] | None:
+            body: bytes) -> tuple[tuple[PrincipalEntry, ParsedAuthorization, str], float] | None:
+        """(the verdict, its signing time in epoch seconds) for a request identical to a verified one."""
         hit = self._entries.get(headers.get("authorization") or "")
         if hit is None:
             return None
-        signed, verified = hit
-        return verified if signed == self._signed(headers, verified[1], method, path, query, body) else None
+        names, signed, verified, signed_at = hit
+        return (verified, signed_at) if (method, path, query, body, *map(headers.get, names)) == signed else None
 
     def put(self, headers: Mapping[str, str], method: str, path: str, query: str, body: bytes,
             verified: tuple[PrincipalEntry, ParsedAuthorization, str]) -> None:
@@ -331,7 +329,9 @@ class VerifiedSignatures:
             return
         if len(self._entries) >= self.capacity:
             self._entries.clear()  # (thread-safe, unlike evicting one by one)
-        self._entries[raw] = (self._signed(headers, verified[1], method, path, query, body), verified)
+        names = (*self._DATES, *verified[1].signed_headers)
+        self._entries[raw] = (names, (method, path, query, body, *map(headers.get, names)), verified,
+                              _epoch(verified[2]))
 
 
 def verify(directory: Directory, headers: Mapping[str, str], method: str, path: str, body: bytes,
@@ -343,8 +343,10 @@ def verify(directory: Directory, headers: Mapping[str, str], method: str, path: 
     if verified is not None:
         hit = verified.get(headers, method, path, query, body)
         if hit is not None:
-            check_skew(hit[2], now)
-            return hit[0], hit[1]
+            (entry, auth, timestamp), signed_at = hit
+            if not now - MAX_SKEW_SECONDS <= signed_at <= now + MAX_SKEW_SECONDS:
+                check_skew(timestamp, now)  # AWS's refusal, worded from the timestamp
+            return entry, auth
     auth = parse_authorization(headers)
     timestamp = request_timestamp(headers)
     if auth.date != timestamp[:8]:
