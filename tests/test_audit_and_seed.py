@@ -45,6 +45,16 @@ def test_every_call_is_audited_without_secrets(embedded, backend):
         assert secret not in text
 
 
+def test_encryption_context_is_logged_verbatim(embedded, backend):
+    """CloudTrail shows the caller's encryption context as sent: its keys keep their case, and a
+    key that happens to share a secret member's name (Plaintext) is the caller's data, not a secret."""
+    kid = embedded.create_key()["KeyMetadata"]["KeyId"]
+    context = {"Plaintext": "tenant-a", "CiphertextBlob": "b", "Department": "10"}
+    embedded.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext=context)
+    (event,) = [e for e in read_events(backend.data_dir) if e["eventName"] == "Encrypt"]
+    assert event["requestParameters"] == {"keyId": kid, "encryptionContext": context}
+
+
 def test_no_plaintext_material_at_rest(tmp_path):
     seed_material = os.urandom(32)
     b = Backend(tmp_path / "kms")

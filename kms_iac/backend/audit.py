@@ -44,17 +44,6 @@ _READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Encrypt", "Decrypt", "ReEncry
                        "DeriveSharedSecret", "Encapsulate", "Decapsulate")
 
 
-def scrub(value: Any) -> Any:
-    """Copy of a request/response document with secret fields removed and timestamps as ISO text."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items() if k not in _SECRET_FIELDS}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    if isinstance(value, bytes):
-        return None
-    return value
-
-
 def iso(epoch: float) -> str:
     return _iso_second(int(epoch))
 
@@ -71,19 +60,26 @@ _VERBATIM_MAPS = {
 }
 
 
-@lru_cache(maxsize=1024)
+_MEMBER_NAMES: dict[str, str] = {}  # member name -> CloudTrail's; read inline, a hit costs no call
+
+
 def _member_name(key: str) -> str:
-    return key[:1].lower() + key[1:]
+    name = key[:1].lower() + key[1:]
+    if len(_MEMBER_NAMES) < 1024 and len(key) <= 64:  # the API's few hundred names, never a caller's megabyte
+        _MEMBER_NAMES[key] = name
+    return name
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # shown as they are (most members: no call for them)
 
 
 def _view(value: Any) -> Any:
-    """What CloudTrail shows of a request or response: :func:`scrub`'s copy with member names'
-    first letters lower-cased, except inside maps of the caller's own keys (encryption contexts)."""
+    """What CloudTrail shows of a request or response: secret and binary members left out, member
+    names' first letters lower-cased, and maps of the caller's own keys (encryption contexts)
+    shown verbatim. Only serialized, never kept: members are shared, not copied."""
     if isinstance(value, dict):
-        return {_member_name(k): (v if type(v) in _PLAIN else scrub(v) if k in _VERBATIM_MAPS else _view(v))
+        names = _MEMBER_NAMES
+        return {names.get(k) or _member_name(k): (v if type(v) in _PLAIN or k in _VERBATIM_MAPS else _view(v))
                 for k, v in value.items() if k not in _SECRET_FIELDS}
     if isinstance(value, list):
         return [_view(v) for v in value]
