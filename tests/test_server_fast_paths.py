@@ -10,6 +10,7 @@
 - ``local serve`` runs one worker per CPU by default, and workers die with their parent.
 - A verified signature is remembered for the identical request only, and its 5-minute window
   is still checked every time.
+- A remembered authorization decision follows the key policy, the grants and the caller.
 """
 
 from __future__ import annotations
@@ -385,3 +386,60 @@ def test_handed_over_connections_are_read_one_by_one_over_a_stream_pair_too(monk
             sock.close()
         parent_end.close()
         worker_end.close()
+
+
+def test_a_remembered_decision_follows_the_policy_the_grants_and_the_caller(tmp_path, monkeypatch):
+    """The authorizer's one-lookup path answers as a fresh evaluation would: a denial stays a
+    denial, a grant or a new key policy is seen on the next call, and each caller has its own."""
+    import json as _json
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from kms_iac.backend import authorization
+    from kms_iac.backend.protocol import answer
+    from kms_iac.backend.sigv4 import attach_principals
+
+    account = "111122223333"
+    who = {"root": ("AKIAKMSIACDECIDEROOT", "root-secret"), "user": ("AKIAKMSIACDECIDEUSER", "user-secret")}
+    backend = Backend(tmp_path / "kms", account=account)
+    attach_principals(backend, {"accounts": {account: {"principals": [
+        {"arn": f"arn:aws:iam::{account}:root", "access_key_id": who["root"][0], "secret_access_key": who["root"][1]},
+        {"arn": f"arn:aws:iam::{account}:user/app", "access_key_id": who["user"][0], "secret_access_key": who["user"][1]},
+    ]}}})
+    evaluations = []
+    real = authorization.evaluate
+    monkeypatch.setattr(authorization, "evaluate", lambda *a, **k: evaluations.append(a[2].action) or real(*a, **k))
+
+    def call(caller: str, operation: str, **params) -> tuple[int, dict]:
+        req = AWSRequest("POST", "http://127.0.0.1:4599/", data=_json.dumps(params).encode(),
+                         headers={"X-Amz-Target": f"TrentService.{operation}",
+                                  "Content-Type": "application/x-amz-json-1.1"})
+        SigV4Auth(Credentials(*who[caller]), "kms", "us-east-1").add_auth(req)
+        headers = {k.lower(): v for k, v in req.headers.items()} | {"host": "127.0.0.1:4599"}
+        status, _headers, body = answer(backend, headers, req.body)
+        return status, _json.loads(body)
+
+    key = call("root", "CreateKey")[1]["KeyMetadata"]["KeyId"]
+    encrypt = {"KeyId": key, "Plaintext": base64.b64encode(b"x").decode(), "EncryptionContext": {"t": "1"}}
+    evaluations.clear()
+    assert [call("root", "Encrypt", **encrypt)[0] for _ in range(3)] == [200, 200, 200]
+    assert evaluations == ["kms:Encrypt"]  # evaluated once, then remembered
+    # the key policy delegates to IAM and the user has no IAM policy: refused, every time
+    assert [call("user", "Encrypt", **encrypt)[1].get("__type") for _ in range(2)] == ["AccessDeniedException"] * 2
+    assert evaluations == ["kms:Encrypt"] * 2
+    # another encryption context is another request
+    assert call("root", "Encrypt", **{**encrypt, "EncryptionContext": {"t": "2"}})[0] == 200
+    assert len(evaluations) == 3
+    # a grant is seen on the user's next call
+    assert call("root", "CreateGrant", KeyId=key, GranteePrincipal=f"arn:aws:iam::{account}:user/app",
+                Operations=["Encrypt"])[0] == 200
+    assert call("user", "Encrypt", **encrypt)[0] == 200
+    # so is a key policy that now denies the root Encrypt
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:Encrypt",
+         "Resource": "*"}]}
+    assert call("root", "PutKeyPolicy", KeyId=key, PolicyName="default", Policy=_json.dumps(policy))[0] == 200
+    assert [call("root", "Encrypt", **encrypt)[1].get("__type") for _ in range(2)] == ["AccessDeniedException"] * 2

@@ -187,6 +187,10 @@ class Authorizer:
         self._decisions: dict = {}  # bounded: let go whole when full (a miss only re-evaluates)
         self._grant_cache: dict = {}
         self._facts: dict[tuple[str, int], tuple[tuple, str, frozenset[str], bool]] = {}
+        # Decisions of policies that read no condition key (the usual case), found with one lookup
+        # before any of the above. Keyed on the identity policies' object, which the entry holds
+        # (its id cannot be reused while the entry lives), and a hit must be that very object.
+        self._plain: dict[tuple, tuple[Any, Any]] = {}
 
     def _policy_facts(self, policy: str, policies: Any) -> tuple[tuple, str, frozenset[str], bool]:
         """What a decision needs from a key policy and a caller's identity policies, worked out once
@@ -209,10 +213,17 @@ class Authorizer:
                 self.check_lockout(call, key, key.policy)
             return
         ctx = call.ctx
-        action = f"kms:{operation}"
         params = getattr(call, "params", None) or {}
         context = params.get(_CONTEXT_MEMBER.get(operation, "EncryptionContext")) or {}
         policies = getattr(ctx, "identity_policies", ()) or ()
+        plain_key = (key.key_id, key.region, key.policy, ctx.principal_arn, ctx.account, id(policies), operation,
+                     call.store.generation, tuple(sorted(context.items())) if context else ())
+        plain = self._plain.get(plain_key)
+        if plain is not None and plain[0] is policies:
+            if not plain[1].allowed:
+                self._raise_if_denied(ctx.principal_arn, f"kms:{operation}", key.arn, plain[1])
+            return
+        action = f"kms:{operation}"
         facts = self._facts.get((key.policy, id(policies)))
         if facts is None or facts[0] is not policies:
             facts = self._policy_facts(key.policy, policies)
@@ -229,6 +240,8 @@ class Authorizer:
                          call.store.generation, tuple(sorted(context.items())) if context else (), relevant)
             decision = self._decisions.get(cache_key)
             if decision is not None:
+                if not wanted:
+                    self._remember_plain(plain_key, policies, decision)
                 if not decision.allowed:
                     self._raise_if_denied(ctx.principal_arn, action, key.arn, decision)
                 return
@@ -241,7 +254,14 @@ class Authorizer:
             if len(self._decisions) >= 10_000:
                 self._decisions.clear()
             self._decisions[cache_key] = decision
+            if not wanted:
+                self._remember_plain(plain_key, policies, decision)
         self._raise_if_denied(principal.arn, action, key.arn, decision)
+
+    def _remember_plain(self, plain_key: tuple, policies: Any, decision: Any) -> None:
+        if len(self._plain) >= 10_000:
+            self._plain.clear()
+        self._plain[plain_key] = (policies, decision)
 
     @staticmethod
     def _raise_if_denied(principal_arn: str, action: str, resource: str, decision) -> None:
