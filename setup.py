@@ -2,9 +2,10 @@
 the non-Python parts kms-iac runs (checkov checks, the Pulumi policy pack, the Go sources of
 the Pulumi CLI, checkov's pins) installed as kms_iac/_bundled/<name>/, so a wheel carries
 everything it needs at run time. kms_iac/bundled.py holds that layout and finds the parts in
-either place. One optional C extension: SigV4 verification's hashing (kms_iac/backend/_sigv4_native.c,
-built against OpenSSL's libcrypto); where it cannot be built (no compiler or headers), the
-install goes on and kms_iac/backend/sigv4.py computes signatures in Python. (pyproject.toml holds everything else; setuptools' declarative config cannot map
+either place. One optional C extension: SigV4 verification's signature computation
+(kms_iac/backend/_sigv4_native.c, built against OpenSSL's libcrypto); where it cannot be built
+(no compiler or headers), the install goes on and kms_iac/backend/sigv4.py computes signatures
+in Python. (pyproject.toml holds everything else; setuptools' declarative config cannot map
 a subpackage to another directory while finding the rest.)"""
 
 import runpy

@@ -33,7 +33,7 @@ if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/pyt
     echo "setup: making $VENV anew with $base" >&2
     rm -rf "$VENV"
   fi
-  # Headers for the one optional C extension (SigV4 verification's hashing,
+  # Headers for the one optional C extension (SigV4 verification's signature computation,
   # kms_iac/backend/_sigv4_native.c, against OpenSSL's libcrypto): from the system's packages
   # when missing, as SoftHSM2 above. Without them the install goes on and sigv4.py computes
   # every signature in Python.

@@ -1,10 +1,13 @@
 """Verifying AWS Signature Version 4 on incoming requests, against a principals file.
 
-The expected signature is computed with botocore's own signer (:class:`botocore.auth.SigV4Auth`:
+The expected signature is the one botocore's own signer computes (:class:`botocore.auth.SigV4Auth`:
 its canonical path, query string, header canonicalisation, string to sign and signing-key
 derivation), over exactly the headers the caller listed in ``SignedHeaders`` with the values
 as received, and over the SHA-256 of the body actually received (never a client-supplied
-``X-Amz-Content-SHA256``, so a changed body cannot keep a valid signature).
+``X-Amz-Content-SHA256``, so a changed body cannot keep a valid signature). KMS's usual
+request (POST to "/", no query string) is checked by a C build (``_sigv4_native.c``)
+or by this module's own code; anything else by botocore's signer itself. Tests hold the
+three to the same answers.
 
 Checks, in order, and the AWS answer to each failure (all HTTP 400 JSON with ``__type``):
 
