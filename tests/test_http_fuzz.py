@@ -682,6 +682,20 @@ def test_pipelined_requests_each_get_their_answer(served: Served) -> None:
     assert statuses == [b"200", b"400", b"200", b"200"], raw[:1000]
 
 
+def test_a_malformed_request_is_answered_after_the_requests_before_it(served: Served) -> None:
+    """Requests read in one turn are answered together; a parse error read with them keeps its
+    place: the requests before it get their answers, then the 400 and the close."""
+    one = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: TrentService.ListKeys\r\nAuthorization: "
+        + sigv4().encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    raw = _raw_exchange(served, one + one + b"NOT-A-METHOD / HTTP/1.1\r\n\r\n" + one, responses=4)
+    statuses = [r[:3] for r in raw.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [b"200", b"200", b"400"], raw[:1000]
+    assert b"Connection: close" in raw.split(b"HTTP/1.1 ")[3]
+    _ok_after(served)
+
+
 @pytest.mark.parametrize("body", [
     b"[" * 100_000 + b"]" * 100_000,
     b'{"Limit": ' + b"9" * 5000 + b"}",

@@ -3,7 +3,8 @@
 An asyncio protocol (uvloop) with httptools' C parser: requests are answered in the event
 loop (the work per request is microseconds of crypto and a cached SQLite read), except the
 CPU-heavy ones (RSA, ML-DSA: milliseconds), which a thread pool answers so the loop keeps
-serving every other connection. The answers of one loop turn go out together after one
+serving every other connection. The requests read in one turn of the loop are answered
+together once every connection's input is read, and their answers go out together after one
 write of their audit records. ``run`` forks one worker process per CPU by default, all
 sharing the data dir; the parent accepts connections and hands them to the workers in turn.
 Parser errors get a 400 and a closed connection, never a traceback.
