@@ -5,13 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages, installed quietly (as root, or through sudo).
+apt_install() {
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+}
+
 # SoftHSM2: the PKCS#11 token behind local CloudHSM clusters (custom key stores).
 # Installed from the system's packages only when softhsm2-util is missing.
 if ! command -v softhsm2-util >/dev/null 2>&1; then
   echo "setup: installing SoftHSM2 (custom key stores)" >&2
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1; then
-    $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q softhsm2 >/dev/null
+    apt_install softhsm2
   elif command -v brew >/dev/null 2>&1; then
     brew install softhsm >/dev/null
   else
@@ -42,8 +47,8 @@ if ! { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/pyt
     pkgs="libssl-dev"
     case "$base" in /usr/bin/*) [ -f "$py_include/Python.h" ] || pkgs="$pkgs $(basename "$base")-dev" ;; esac
     echo "setup: installing $pkgs (the C build of SigV4 verification)" >&2
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >/dev/null; } ||
+    # shellcheck disable=SC2086  # $pkgs: one or two package names
+    apt_install $pkgs ||
       echo "setup: warning: could not install $pkgs; SigV4 signatures will be computed in Python" >&2
   fi
   echo "setup: creating $VENV with $base and installing kms-iac with its test tools (first run only)" >&2

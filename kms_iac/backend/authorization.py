@@ -216,8 +216,10 @@ class Authorizer:
         params = getattr(call, "params", None) or {}
         context = params.get(_CONTEXT_MEMBER.get(operation, "EncryptionContext")) or {}
         policies = getattr(ctx, "identity_policies", ()) or ()
+        generation = call.store.generation
+        context_items = tuple(sorted(context.items())) if context else ()
         plain_key = (key.key_id, key.region, key.policy, ctx.principal_arn, ctx.account, id(policies), operation,
-                     call.store.generation, tuple(sorted(context.items())) if context else ())
+                     generation, context_items)
         plain = self._plain.get(plain_key)
         if plain is not None and plain[0] is policies:
             if not plain[1].allowed:
@@ -237,7 +239,7 @@ class Authorizer:
                 lower = {k.lower(): v for k, v in conditions.items()}
                 relevant = tuple((k, repr(lower.get(k))) for k in sorted(wanted))
             cache_key = (key.key_id, key.region, key.policy, ctx.principal_arn, ctx.account, identity_json, action,
-                         call.store.generation, tuple(sorted(context.items())) if context else (), relevant)
+                         generation, context_items, relevant)
             decision = self._decisions.get(cache_key)
             if decision is not None:
                 if not wanted:
